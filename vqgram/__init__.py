@@ -1,0 +1,20 @@
+"""vqgram: make images searchable with text search engines.
+
+    from vqgram import Tokenizer, index_folder, Searcher
+    tok = Tokenizer.from_model()                 # the packaged default model
+    index_folder("photos/", "idx/", tok)         # Tantivy by default
+    hits = Searcher("idx/").search_image("q.jpg", k=10)
+"""
+__version__ = "0.1.0"
+
+from .config import IndexManifest, KGramConfig, ModelConfig, TokenizerConfig, VQConfig  # noqa: E402
+from .indexer.backend import Hit, ImageDoc  # noqa: E402
+from .indexer.pipeline import IndexReport, index_folder  # noqa: E402
+from .indexer.store import open_index  # noqa: E402
+from .searcher.searcher import Searcher  # noqa: E402
+from .tokenizer.encoder import Tokenizer  # noqa: E402
+
+__all__ = [
+    "Hit", "ImageDoc", "IndexManifest", "IndexReport", "KGramConfig", "ModelConfig", "Searcher",
+    "Tokenizer", "TokenizerConfig", "VQConfig", "__version__", "index_folder", "open_index",
+]

@@ -1,0 +1,196 @@
+"""The `vqgram` command: a thin layer of options over the Python API.
+
+Progress and warnings go to stderr, results to stdout; every failure is one
+line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from .config import KGramConfig, VQConfig
+
+
+class UserError(click.ClickException):
+    """Printed as 'error: ...' and exits 1."""
+
+    def format_message(self) -> str:
+        return self.message
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def friendly(fn):
+    """Turn expected failures (bad paths, bad values, locked index) into one-line errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError, PermissionError) as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="vqgram")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(quiet: bool) -> None:
+    """Make images searchable with text search engines (Tantivy, Lucene)."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def tokenizer_options(fn):
+    """Options that choose the tokenizer (model and k-gram settings)."""
+    for opt in reversed([
+        click.option("--model", type=click.Path(file_okay=False), default=None,
+                     help="Model folder (default: the packaged model)."),
+        click.option("--kgram", type=click.Choice(["2d", "3d"]), default="2d", help="k-gram kind."),
+        click.option("--kernel", type=click.IntRange(1), default=3, help="k-gram window size."),
+        click.option("--padding", type=click.IntRange(0), default=0, help="Grid padding (cells)."),
+        click.option("--stride", type=click.IntRange(1), default=1, help="Window stride (cells)."),
+        click.option("--max-size", type=click.IntRange(32), default=224,
+                     help="Resize the longer image side to this many pixels."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def make_tokenizer(model, kgram, kernel, padding, stride, max_size):
+    from .tokenizer.encoder import Tokenizer
+
+    return Tokenizer.from_model(model, KGramConfig(kgram, kernel, padding, stride), max_size)
+
+
+@main.command()
+@click.argument("folder", type=click.Path())
+@click.option("--index", "index_path", required=True, type=click.Path(), help="Index folder (created if missing).")
+@click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
+@tokenizer_options
+@click.option("--batch-size", type=click.IntRange(1), default=32)
+@click.option("--workers", type=click.IntRange(0), default=2, help="Decoding processes.")
+@friendly
+def index(folder, index_path, backend, model, kgram, kernel, padding, stride, max_size, batch_size, workers):
+    """Index every image below FOLDER (recursively); re-runs update the index."""
+    from .indexer.pipeline import index_folder
+
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
+                          workers=workers)
+    click.echo(report.summary(), err=True)
+
+
+@main.command()
+@click.argument("index", type=click.Path())
+@click.option("--image", type=click.Path(), help="Query image.")
+@click.option("--query", help="Engine query syntax, e.g. 'label:n01440764' or 'h3i1j2c117 AND h0i0j0c5'.")
+@click.option("-k", "k", type=click.IntRange(1), default=10, help="Number of hits.")
+@click.option("--max-terms", type=click.IntRange(1), default=None, help="Keep the N heaviest query words.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@friendly
+def search(index, image, query, k, max_terms, as_json):
+    """Search INDEX by an image (--image) or by a text query (--query)."""
+    from .searcher.searcher import Searcher
+
+    if bool(image) == bool(query):
+        raise click.UsageError("give exactly one of --image or --query")
+    with Searcher(index) as searcher:
+        hits = searcher.search_image(image, k, max_terms) if image else searcher.search_text(query, k)
+    if as_json:
+        click.echo(json.dumps({"hits": [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]}, indent=2))
+        return
+    for r, h in enumerate(hits, 1):
+        click.echo(f"{r:>3}  {h.score:10.4f}  {h.path}  {h.label}")
+    if not hits:
+        click.echo("no hits", err=True)
+
+
+@main.command()
+@click.argument("image", type=click.Path())
+@tokenizer_options
+@click.option("--json", "as_json", is_flag=True, help="Print {word: count} as JSON.")
+@friendly
+def words(image, model, kgram, kernel, padding, stride, max_size, as_json):
+    """Print IMAGE's words with their counts (what the engine sees)."""
+    path = Path(image)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    try:
+        counts = tok.words(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(counts))
+        return
+    for w, c in counts.items():
+        click.echo(f"{w}\t{c}")
+    click.echo(f"{len(counts)} distinct words, {sum(counts.values())} in all", err=True)
+
+
+@main.command()
+@click.argument("index", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def info(index, as_json):
+    """Print INDEX's document count, size on disk and tokenizer configuration."""
+    from .indexer.backend import size_on_disk
+    from .indexer.store import open_index
+
+    handle = open_index(Path(index))
+    try:
+        facts = {"path": str(handle.path), "backend": handle.manifest.backend, "documents": handle.backend.count(),
+                 "bytes": size_on_disk(handle.path), "manifest": asdict(handle.manifest)}
+    finally:
+        handle.close()
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    click.echo(f"index      {facts['path']}\nbackend    {facts['backend']}\ndocuments  {facts['documents']}\n"
+               f"size       {facts['bytes'] / 1e6:.1f} MB")
+    click.echo("tokenizer  " + json.dumps(facts["manifest"], indent=2).replace("\n", "\n           "))
+
+
+@main.group()
+def train() -> None:
+    """Fit model heads on a folder of images."""
+
+
+@train.command("vq")
+@click.argument("folder", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--backbone", default="efficientnet_lite0", help="Backbone name (see the registry).")
+@click.option("--weights", default="default", help="'default' ImageNet weights, or a local state-dict file.")
+@click.option("--heads", type=click.IntRange(1), default=VQConfig.heads)
+@click.option("--codebook-dim", type=click.IntRange(1), default=VQConfig.codebook_dim)
+@click.option("--codebook-size", type=click.IntRange(2), default=VQConfig.codebook_size)
+@click.option("--commitment-weight", type=float, default=VQConfig.commitment_weight)
+@click.option("--dead-code", "threshold_ema_dead_code", type=click.IntRange(0), default=VQConfig.threshold_ema_dead_code)
+@click.option("--epochs", type=click.IntRange(1), default=8)
+@click.option("--lr", type=float, default=1e-3)
+@click.option("--labels", "use_labels", is_flag=True, help="Also learn the folder labels (sub-folder names).")
+@click.option("--max-size", type=click.IntRange(32), default=224)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Train on at most N images (evenly spread).")
+@friendly
+def train_vq(folder, out, backbone, weights, heads, codebook_dim, codebook_size, commitment_weight,
+             threshold_ema_dead_code, epochs, lr, use_labels, max_size, limit):
+    """Fit the VQ head on FOLDER by distilling the backbone's own ImageNet predictions."""
+    from .tokenizer.train import train_vq_model
+
+    vq = VQConfig(heads, codebook_dim, codebook_size, commitment_weight, threshold_ema_dead_code)
+    card = train_vq_model(Path(folder), Path(out), backbone=backbone, weights=weights, vq=vq, epochs=epochs,
+                          lr=lr, use_labels=use_labels, max_size=max_size, limit=limit)
+    click.echo(json.dumps(card, indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

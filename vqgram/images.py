@@ -1,0 +1,207 @@
+"""Find image files, read their headers safely, bucket them by aspect ratio, decode in workers.
+
+A folder is scanned once in the main process (headers only: size, hash); pixel
+decoding happens in DataLoader worker processes. Images of similar aspect ratio
+share one target size, so a batch is one tensor without padding (the seed
+study's bucketing). A file that cannot be read is reported, never fatal.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+log = logging.getLogger("vqgram")
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+# What a broken, truncated, foreign or oversized file raises while being read.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """A readable image file: where it is, what it holds, and its target size."""
+
+    path: str
+    label: str  # name of the sub-folder it lies in ("" at the top level)
+    width: int
+    height: int
+    mtime: float
+    size: int
+    sha: str  # content hash, the document id
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def walk_images(folder: Path) -> list[Path]:
+    """Every image file below `folder` (recursively, any case), sorted, hidden ones skipped."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"folder not found: {folder}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a folder: {folder} (give a folder of images)")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(
+            Path(root) / f
+            for f in files
+            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return sorted(found)
+
+
+def file_sha(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:20]
+
+
+def probe(path: Path, root: Path) -> ImageFile | Skipped:
+    """Read an image's header (not its pixels) and hash its bytes."""
+    try:
+        stat = path.stat()
+        if stat.st_size == 0:
+            return Skipped(str(path), "empty file")
+        with Image.open(path) as img:
+            width, height = _oriented_size(img)
+        rel_parent = path.parent.relative_to(root)
+        label = rel_parent.parts[-1] if rel_parent.parts else ""
+        return ImageFile(str(path), label, width, height, stat.st_mtime, stat.st_size, file_sha(path))
+    except DECODE_ERRORS as exc:
+        return Skipped(str(path), _reason(exc))
+
+
+def _oriented_size(img: Image.Image) -> tuple[int, int]:
+    """Width and height after EXIF rotation (orientations 5-8 swap the axes)."""
+    orientation = img.getexif().get(0x0112, 1)
+    w, h = img.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return f"not a readable image ({text})"
+
+
+def target_size(width: int, height: int, max_size: int, multiple: int) -> tuple[int, int]:
+    """Scale so the longer side is `max_size`, keep the aspect ratio, round to `multiple`.
+
+    Rounding to the backbone stride makes every image of one aspect-ratio bucket
+    share one tensor shape; the smallest side is one stride (a 1-cell grid row).
+    """
+    scale = max_size / max(width, height)
+    w = max(multiple, round(width * scale / multiple) * multiple)
+    h = max(multiple, round(height * scale / multiple) * multiple)
+    return w, h
+
+
+def bucket_batches(
+    files: Sequence[ImageFile], max_size: int, multiple: int, batch_size: int
+) -> list[list[int]]:
+    """Group indices of `files` by target size into batches (largest buckets first)."""
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, f in enumerate(files):
+        buckets[target_size(f.width, f.height, max_size, multiple)].append(i)
+    batches = []
+    for key in sorted(buckets, key=lambda k: (-len(buckets[k]), k)):
+        idx = buckets[key]
+        batches.extend(idx[s : s + batch_size] for s in range(0, len(idx), batch_size))
+    return batches
+
+
+def load_rgb(path: str | Path, size: tuple[int, int] | None = None, resample: str = "bicubic") -> Image.Image:
+    """Decode, apply EXIF orientation, convert to RGB (first frame of a GIF), optionally resize."""
+    with Image.open(path) as img:
+        if size and img.format == "JPEG":
+            img.draft("RGB", (size[0] * 2, size[1] * 2))  # decode at reduced scale: much faster
+        img = ImageOps.exif_transpose(img)
+        img = img.convert("RGB")
+    if size and img.size != size:
+        img = img.resize(size, _RESAMPLE[resample])
+    return img
+
+
+def load_resized(path: str | Path, max_size: int, multiple: int, resample: str = "bicubic") -> Image.Image:
+    """Decode one image at the size `target_size` gives its shape (used for queries)."""
+    with Image.open(path) as img:
+        width, height = _oriented_size(img)
+    return load_rgb(path, target_size(width, height, max_size, multiple), resample)
+
+
+_RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def to_tensor(img: Image.Image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """HWC uint8 -> normalised CHW float32."""
+    arr = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
+    m = torch.tensor(mean).view(3, 1, 1)
+    s = torch.tensor(std).view(3, 1, 1)
+    return arr.sub_(m).div_(s)
+
+
+class BucketDataset(torch.utils.data.Dataset):
+    """Decodes one pre-bucketed batch per item, so workers return whole batches."""
+
+    def __init__(self, files, batches, max_size, multiple, mean, std, resample):
+        self.files, self.batches = files, batches
+        self.max_size, self.multiple = max_size, multiple
+        self.mean, self.std, self.resample = mean, std, resample
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int):
+        """-> (pixels (n, 3, H, W), indices into files that decoded, skipped [(index, reason)])."""
+        idx = self.batches[b]
+        first = self.files[idx[0]]
+        size = target_size(first.width, first.height, self.max_size, self.multiple)
+        tensors, ok, bad = [], [], []
+        for i in idx:
+            try:
+                img = load_rgb(self.files[i].path, size, self.resample)
+                tensors.append(to_tensor(img, self.mean, self.std))
+                ok.append(i)
+            except DECODE_ERRORS as exc:
+                bad.append((i, _reason(exc)))
+        pixels = torch.stack(tensors) if tensors else torch.empty(0, 3, size[1], size[0])
+        return pixels, ok, bad
+
+
+def iter_batches(
+    files: Sequence[ImageFile],
+    *,
+    max_size: int,
+    multiple: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    resample: str = "bicubic",
+    batch_size: int = 32,
+    workers: int = 2,
+) -> Iterator[tuple[torch.Tensor, list[int], list[tuple[int, str]]]]:
+    """Decoded, bucketed batches of `files`, decoded in `workers` processes (0 = in-process)."""
+    batches = bucket_batches(files, max_size, multiple, batch_size)
+    dataset = BucketDataset(files, batches, max_size, multiple, mean, std, resample)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
+    yield from loader

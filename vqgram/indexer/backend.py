@@ -1,0 +1,89 @@
+"""The Backend protocol every engine implements, and the plain records it trades.
+
+A backend stores one document per image and answers word queries (a weighted
+disjunction of terms), raw engine query strings, and (where it has one) the
+dense track. Results are `Hit` records ranked by (-score, id), so ties are
+reproducible across engines.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Iterable, Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DocMeta:
+    """What an index keeps about a file to decide whether to re-index it."""
+
+    id: str
+    path: str
+    mtime: float
+    size: int
+
+
+@dataclass(frozen=True)
+class ImageDoc:
+    """One image, ready to index: metadata, word text and (optionally) its embedding."""
+
+    id: str  # content hash: stable, the update/delete key
+    path: str
+    label: str
+    width: int
+    height: int
+    mtime: float
+    size: int
+    words: str  # whitespace-separated words, each repeated by its count
+    vector: np.ndarray | None = None  # float32, L2-normalised full embedding
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    path: str
+    label: str
+    width: int
+    height: int
+
+
+def rank(hits: Iterable[Hit], k: int) -> list[Hit]:
+    """Order by descending score, then id, so equal scores rank the same everywhere."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
+
+
+class Backend(Protocol):
+    """An index folder opened for reading and writing by one engine."""
+
+    name: ClassVar[str]
+    path: Path
+
+    def add(self, docs: Sequence[ImageDoc]) -> None:
+        """Insert or replace (same id) documents; visible after `commit`."""
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Remove documents by id; visible after `commit`."""
+
+    def commit(self) -> None:
+        """Make all changes durable; a crash before it leaves the last commit intact."""
+
+    def count(self) -> int:
+        """Number of committed documents."""
+
+    def stored(self) -> dict[str, DocMeta]:
+        """path -> DocMeta of every committed document (for incremental indexing)."""
+
+    def search_words(self, weights: dict[str, float], k: int) -> list[Hit]:
+        """BM25 over `words`: a disjunction of term queries boosted by weight."""
+
+    def search_text(self, query: str, k: int) -> list[Hit]:
+        """The engine's own query syntax over `words` and the metadata fields."""
+
+    def close(self) -> None:
+        """Release the writer and files."""
+
+
+def size_on_disk(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

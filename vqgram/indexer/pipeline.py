@@ -1,0 +1,148 @@
+"""Folder -> tokenizer -> backend, incrementally.
+
+A re-run indexes new files, re-indexes changed ones (size or mtime differ and
+the content hash changed) and removes documents whose files are gone from the
+folder. Batches stream into the backend and are committed every
+`commit_every` images, so a crash loses at most the uncommitted batches and a
+re-run resumes from the last commit. A file that cannot be read is skipped
+with one warning line; it never stops the folder.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..images import ImageFile, Skipped, probe, walk_images
+from ..tokenizer.encoder import Tokenizer
+from .backend import DocMeta, ImageDoc
+from .store import IndexHandle, create_or_open
+
+log = logging.getLogger("vqgram")
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    duplicates: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    total: int = 0  # documents in the index afterwards
+
+    @property
+    def images_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        return (f"indexed {self.indexed}, unchanged {self.unchanged}, removed {self.removed}, "
+                f"duplicates {self.duplicates}, skipped {len(self.skipped)}; "
+                f"{self.total} documents in the index ({self.seconds:.1f} s, {self.images_per_second:.1f} images/s)")
+
+
+@dataclass
+class Plan:
+    """What a run must do to bring the index in line with the folder."""
+
+    todo: list[ImageFile]
+    remove: list[str]  # document ids
+    unchanged: int
+    duplicates: int
+    skipped: list[Skipped]
+
+
+def plan_changes(folder: Path, stored: dict[str, DocMeta], threads: int = 4) -> Plan:
+    """Compare the folder with what the index holds; hash only files that look changed."""
+    folder = Path(folder).resolve()
+    paths = walk_images(folder)
+    if not paths:
+        raise ValueError(f"no images found in {folder} (looked for jpg, jpeg, png, webp, bmp, gif, tif, tiff)")
+    on_disk = {str(p) for p in paths}
+    remove = [m.id for p, m in stored.items() if p not in on_disk and _is_under(p, folder)]
+    keep_ids: set[str] = set()
+    to_probe = []
+    for p in paths:
+        meta = stored.get(str(p))
+        st = p.stat()
+        if meta and meta.size == st.st_size and meta.mtime == st.st_mtime:
+            keep_ids.add(meta.id)
+        else:
+            to_probe.append(p)
+    with ThreadPoolExecutor(threads) as pool:  # hashing and header parsing release the GIL
+        probed = list(pool.map(lambda p: probe(p, folder), to_probe))
+    todo, skipped, duplicates = [], [], 0
+    for item in probed:
+        if isinstance(item, Skipped):
+            skipped.append(item)
+            continue
+        old = stored.get(item.path)
+        if old and old.id != item.sha:
+            remove.append(old.id)  # same path, new content
+        if item.sha in keep_ids:
+            duplicates += 1  # identical bytes already indexed (under this or another path)
+            continue
+        keep_ids.add(item.sha)
+        todo.append(item)
+    return Plan(todo, remove, len(paths) - len(to_probe), duplicates, skipped)
+
+
+def _is_under(path: str, folder: Path) -> bool:
+    return Path(path).is_relative_to(folder)
+
+
+def index_folder(folder: Path, index: Path, tokenizer: Tokenizer, *, backend: str = "tantivy",
+                 batch_size: int = 32, workers: int = 2, commit_every: int = 2048,
+                 progress: bool = True, **backend_options) -> IndexReport:
+    """Index every image below `folder` into `index` (created if missing)."""
+    handle = create_or_open(index, tokenizer, backend, **backend_options)
+    try:
+        return _run(folder, handle, tokenizer, batch_size, workers, commit_every, progress)
+    finally:
+        handle.close()
+
+
+def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_every, progress) -> IndexReport:
+    start = time.time()
+    engine = handle.backend
+    plan = plan_changes(folder, engine.stored())
+    report = IndexReport(unchanged=plan.unchanged, duplicates=plan.duplicates, skipped=list(plan.skipped))
+    for s in plan.skipped:
+        log.warning("skipped %s: %s", s.path, s.reason)
+    if plan.remove:
+        engine.delete(plan.remove)
+        report.removed = len(plan.remove)
+    files, since_commit = plan.todo, 0
+    with tqdm(total=len(files), unit="img", desc="indexing", disable=not progress or not files) as bar:
+        for ok, encoded, bad in tokenizer.encode_files(files, batch_size=batch_size, workers=workers):
+            for i, reason in bad:
+                log.warning("skipped %s: %s", files[i].path, reason)
+                report.skipped.append(Skipped(files[i].path, reason))
+            if ok:
+                engine.add(_documents(files, ok, encoded, tokenizer))
+                report.indexed += len(ok)
+                since_commit += len(ok)
+            if since_commit >= commit_every:
+                engine.commit()
+                since_commit = 0
+            bar.update(len(ok) + len(bad))
+    engine.commit()
+    report.seconds = time.time() - start
+    report.total = engine.count()
+    return report
+
+
+def _documents(files, ok, encoded, tokenizer: Tokenizer) -> list[ImageDoc]:
+    counts = encoded.counts.numpy()
+    vectors = encoded.embedding.numpy()
+    docs = []
+    for row, i in enumerate(ok):
+        f = files[i]
+        docs.append(ImageDoc(id=f.sha, path=f.path, label=f.label, width=f.width, height=f.height,
+                             mtime=f.mtime, size=f.size, words=tokenizer.kgrams.to_text(counts[row]),
+                             vector=vectors[row]))
+    return docs

@@ -1,0 +1,96 @@
+"""An index folder: one backend's files plus `vqgram.json`, the manifest that names its tokenizer.
+
+Opening an index checks the manifest against the tokenizer in hand, so words
+made by one tokenizer are never searched with another's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..config import MANIFEST_NAME, IndexManifest, load_json, save_json, to_dict
+from ..tokenizer.encoder import Tokenizer
+from .backend import Backend
+
+BACKENDS = ("tantivy", "lucene")
+
+
+def backend_class(name: str):
+    if name == "tantivy":
+        from .tantivy_index import TantivyBackend
+
+        return TantivyBackend
+    if name == "lucene":
+        from .lucene_index import LuceneBackend
+
+        return LuceneBackend
+    raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+@dataclass
+class IndexHandle:
+    """An open index: its backend and its manifest."""
+
+    path: Path
+    backend: Backend
+    manifest: IndexManifest
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def read_manifest(path: Path) -> IndexManifest:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"index not found: {path} (create it with 'vqgram index FOLDER --index {path}')")
+    if not path.is_dir():
+        raise NotADirectoryError(f"index path is a file, not an index folder: {path}")
+    manifest = path / MANIFEST_NAME
+    if not manifest.is_file():
+        raise ValueError(f"not a vqgram index (no {MANIFEST_NAME}): {path}")
+    return load_json(IndexManifest, manifest)
+
+
+def manifest_for(tokenizer: Tokenizer, backend: str) -> IndexManifest:
+    return IndexManifest(backend=backend, tokenizer=tokenizer.config, model_path=tokenizer.model_path,
+                         model_sha256=tokenizer.model_sha256, vqgram_version=__version__)
+
+
+def check_tokenizer(manifest: IndexManifest, tokenizer: Tokenizer, path: Path) -> None:
+    """Raise ValueError naming the differing settings if `tokenizer` did not make this index."""
+    made, given = to_dict(manifest.tokenizer), to_dict(tokenizer.config)
+    diffs = [f"{k}: index {made[k]} vs given {given[k]}" for k in made if made[k] != given.get(k)]
+    if manifest.model_sha256 != tokenizer.model_sha256:
+        diffs.append(f"model checksum: index {manifest.model_sha256[:12]} vs given {tokenizer.model_sha256[:12]}")
+    if diffs:
+        raise ValueError(f"index {path} was made by another tokenizer ({'; '.join(diffs)}); "
+                         "use the same model and settings, or index into a new folder")
+
+
+def open_index(path: Path, tokenizer: Tokenizer | None = None) -> IndexHandle:
+    """Open an existing index; with `tokenizer`, also check that it made this index."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if tokenizer is not None:
+        check_tokenizer(manifest, tokenizer, path)
+    return IndexHandle(path, backend_class(manifest.backend).open(path), manifest)
+
+
+def create_or_open(path: Path, tokenizer: Tokenizer, backend: str = "tantivy", **backend_options) -> IndexHandle:
+    """Open the index at `path` if it exists (same tokenizer required), else create it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"index path is a file, not a folder: {path}")
+    if (path / MANIFEST_NAME).is_file():
+        handle = open_index(path, tokenizer)
+        if handle.manifest.backend != backend:
+            handle.close()
+            raise ValueError(f"index {path} uses the {handle.manifest.backend} backend, not {backend}")
+        return handle
+    if path.exists() and any(path.iterdir()):
+        raise ValueError(f"folder {path} is not empty and is not a vqgram index; choose a new index folder")
+    manifest = manifest_for(tokenizer, backend)
+    engine = backend_class(backend).create(path, **backend_options)
+    save_json(manifest, path / MANIFEST_NAME)
+    return IndexHandle(path, engine, manifest)

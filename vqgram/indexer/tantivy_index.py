@@ -1,0 +1,129 @@
+"""The embedded backend: Tantivy (no JVM), BM25 with k1 = 1.2, b = 0.75.
+
+`words` is indexed with the whitespace tokenizer and term frequencies (no
+positions); metadata fields are raw strings and integers, so
+`label:n01440764` and `width:[500 TO *]` work in the query syntax.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Iterable, Sequence
+
+import tantivy
+
+from .backend import DocMeta, Hit, ImageDoc, rank
+
+TEXT_FIELDS = ("id", "path", "label")
+INT_FIELDS = ("width", "height", "size")
+
+
+def _schema() -> tantivy.Schema:
+    b = tantivy.SchemaBuilder()
+    for name in TEXT_FIELDS:
+        b.add_text_field(name, stored=True, tokenizer_name="raw", index_option="basic")
+    for name in INT_FIELDS:
+        b.add_integer_field(name, stored=True, indexed=True, fast=True)
+    b.add_float_field("mtime", stored=True, indexed=True)
+    b.add_text_field("words", stored=False, tokenizer_name="whitespace", index_option="freq")
+    return b.build()
+
+
+class TantivyBackend:
+    name: ClassVar[str] = "tantivy"
+
+    def __init__(self, path: Path, index: tantivy.Index):
+        self.path, self._index = Path(path), index
+        self._schema = index.schema
+        self._writer: tantivy.IndexWriter | None = None
+
+    @classmethod
+    def create(cls, path: Path) -> "TantivyBackend":
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path, tantivy.Index(_schema(), path=str(path), reuse=False))
+
+    @classmethod
+    def open(cls, path: Path) -> "TantivyBackend":
+        return cls(path, tantivy.Index.open(str(path)))
+
+    # --- writing -----------------------------------------------------------------------
+
+    @property
+    def writer(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(heap_size=256_000_000, num_threads=1)
+            except ValueError as exc:
+                raise RuntimeError(f"index {self.path} is locked by another writer ({exc})") from None
+        return self._writer
+
+    def add(self, docs: Sequence[ImageDoc]) -> None:
+        writer = self.writer
+        for d in docs:
+            writer.delete_documents_by_term("id", d.id)
+            writer.add_document(tantivy.Document(
+                id=d.id, path=d.path, label=d.label, width=d.width, height=d.height,
+                size=d.size, mtime=float(d.mtime), words=d.words,
+            ))
+
+    def delete(self, ids: Iterable[str]) -> None:
+        writer = self.writer
+        for i in ids:
+            writer.delete_documents_by_term("id", i)
+
+    def commit(self) -> None:
+        if self._writer is not None:
+            self._writer.commit()
+            self._writer.wait_merging_threads()
+            self._writer = None
+        self._index.reload()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.rollback()
+            self._writer = None
+
+    # --- reading -----------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self._index.searcher().num_docs
+
+    def stored(self) -> dict[str, DocMeta]:
+        searcher = self._index.searcher()
+        n = searcher.num_docs
+        if n == 0:
+            return {}
+        result = searcher.search(tantivy.Query.all_query(), limit=n, count=False)
+        metas = {}
+        for _score, addr in result.hits:
+            d = searcher.doc(addr)
+            meta = DocMeta(d.get_first("id"), d.get_first("path"), d.get_first("mtime"), d.get_first("size"))
+            metas[meta.path] = meta
+        return metas
+
+    def search_words(self, weights: dict[str, float], k: int) -> list[Hit]:
+        schema = self._schema
+        query = tantivy.Query.boolean_query([
+            (tantivy.Occur.Should,
+             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "words", w, index_option="freq"), float(b)))
+            for w, b in weights.items()
+        ])
+        return self._run(query, k)
+
+    def search_text(self, query: str, k: int) -> list[Hit]:
+        try:
+            parsed = self._index.parse_query(query, default_field_names=["words"])
+        except ValueError as exc:
+            raise ValueError(f"cannot parse query {query!r}: {str(exc).splitlines()[0]}") from None
+        return self._run(parsed, k)
+
+    def _run(self, query: tantivy.Query, k: int) -> list[Hit]:
+        searcher = self._index.searcher()
+        # fetch a little more than k so ties at the cut are broken by id, not by doc order
+        result = searcher.search(query, limit=k + 16, count=False)
+        hits = []
+        for score, addr in result.hits:
+            d = searcher.doc(addr)
+            hits.append(Hit(d.get_first("id"), float(score), d.get_first("path"), d.get_first("label"),
+                            d.get_first("width"), d.get_first("height")))
+        return rank(hits, k)

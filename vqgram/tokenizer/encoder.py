@@ -1,0 +1,75 @@
+"""The tokenizer: image batch -> (k-gram word counts, embedding).
+
+It owns the model, the k-gram settings and the input size, and it is the one
+place that runs the network (inference mode, channels_last), so indexing,
+querying and evaluation all see the same words for the same image.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from ..config import KGramConfig, TokenizerConfig
+from ..images import ImageFile, iter_batches, load_resized, to_tensor
+from .kgrams import KGramWords
+from .model import DEFAULT_MODEL, VQGramModel, load_model, weights_sha256
+
+
+class Encoded(NamedTuple):
+    counts: torch.Tensor  # (B, vocab_size) int64 word counts
+    embedding: torch.Tensor  # (B, D) float32, L2-normalised
+
+
+class Tokenizer:
+    """Turns images into words and embeddings with one model and one k-gram setting."""
+
+    def __init__(self, model: VQGramModel, kgram: KGramConfig = KGramConfig(), max_size: int = 224,
+                 model_path: str = "", model_sha256: str = ""):
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.config = TokenizerConfig(model=model.config, kgram=kgram, max_size=max_size)
+        self.model_path, self.model_sha256 = model_path, model_sha256
+        vq = model.config.vq
+        self.kgrams = KGramWords(kgram, vq.heads, vq.codebook_size)
+
+    @classmethod
+    def from_model(cls, path: str | Path | None = None, kgram: KGramConfig = KGramConfig(),
+                   max_size: int = 224) -> "Tokenizer":
+        """Load a model folder (default: the packaged one) and wrap it as a tokenizer."""
+        folder = Path(path) if path else DEFAULT_MODEL
+        return cls(load_model(folder), kgram, max_size, model_path=str(path or "default"),
+                   model_sha256=weights_sha256(folder))
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+    @torch.inference_mode()
+    def encode(self, pixels: torch.Tensor) -> Encoded:
+        """(B, 3, H, W) normalised pixels -> word counts and embeddings."""
+        out = self.model(pixels.contiguous(memory_format=torch.channels_last))
+        return Encoded(self.kgrams.count(out.codes), out.embedding)
+
+    def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int = 2
+                     ) -> Iterator[tuple[list[int], Encoded, list[tuple[int, str]]]]:
+        """Yield (indices into files, their encodings, [(index, reason) skipped]) per batch."""
+        spec = self.spec
+        for pixels, ok, bad in iter_batches(
+            files, max_size=self.config.max_size, multiple=spec.stride, mean=spec.mean, std=spec.std,
+            resample=spec.interpolation, batch_size=batch_size, workers=workers,
+        ):
+            encoded = self.encode(pixels) if ok else Encoded(torch.empty(0), torch.empty(0))
+            yield ok, encoded, bad
+
+    def encode_image(self, path: str | Path) -> Encoded:
+        """One image (a query): decoded here, resized like indexed images of its shape."""
+        spec = self.spec
+        img = load_resized(path, self.config.max_size, spec.stride, spec.interpolation)
+        return self.encode(to_tensor(img, spec.mean, spec.std).unsqueeze(0))
+
+    def words(self, path: str | Path) -> dict[str, int]:
+        """{word: count} of one image, heaviest first."""
+        counts = self.kgrams.to_dict(self.encode_image(path).counts[0])
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -1,0 +1,84 @@
+"""A trained vqgram model: a frozen backbone plus its heads, saved as a small folder.
+
+A model folder holds `heads.pt` (head weights only; the backbone comes from the
+registry) and `model.json` (the ModelConfig and a card saying what the heads
+were trained on and how). The checksum of `heads.pt` goes into every index
+manifest, so an index knows exactly which model made its words.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig, from_dict, to_dict
+from .backbones import create_backbone, get_spec
+from .vq import VQHead
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
+WEIGHTS_NAME = "heads.pt"
+CARD_NAME = "model.json"
+
+
+class ModelOutput(NamedTuple):
+    codes: torch.Tensor  # (B, heads, H, W) int64
+    embedding: torch.Tensor  # (B, D) float32, L2-normalised
+
+
+class VQGramModel(nn.Module):
+    """Backbone feature map -> (VQ code grid, pooled embedding)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.spec = get_spec(config.backbone)
+        self.backbone = create_backbone(config.backbone, config.backbone_weights)
+        self.vq = VQHead(self.spec.channels, config.vq)
+
+    def heads_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def forward(self, pixels: torch.Tensor) -> ModelOutput:
+        fmap = self.backbone.forward_features(pixels)
+        codes = self.vq(fmap).codes
+        pooled = self.backbone.forward_head(fmap, pre_logits=True)
+        return ModelOutput(codes, F.normalize(pooled.float(), dim=-1))
+
+
+def save_model(model: VQGramModel, folder: Path, card: dict) -> Path:
+    """Write heads.pt and model.json into `folder` (created if missing)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.heads_state(), folder / WEIGHTS_NAME)
+    meta = {"config": to_dict(model.config), "card": card, "sha256": weights_sha256(folder)}
+    (folder / CARD_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def weights_sha256(folder: Path) -> str:
+    return hashlib.sha256((Path(folder) / WEIGHTS_NAME).read_bytes()).hexdigest()
+
+
+def read_card(folder: Path) -> dict:
+    path = Path(folder) / CARD_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"not a vqgram model folder (no {CARD_NAME}): {folder}")
+    return json.loads(path.read_text())
+
+
+def load_model(folder: Path | str | None = None) -> VQGramModel:
+    """Load a model folder (default: the one shipped in the package), in eval mode."""
+    folder = Path(folder) if folder else DEFAULT_MODEL
+    meta = read_card(folder)
+    model = VQGramModel(from_dict(ModelConfig, meta["config"]))
+    heads = torch.load(folder / WEIGHTS_NAME, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(heads, strict=False)
+    missing = [k for k in missing if not k.startswith("backbone.")]
+    if missing or unexpected:
+        raise ValueError(f"model folder {folder} does not match its config: missing {missing}, unexpected {unexpected}")
+    return model.eval()

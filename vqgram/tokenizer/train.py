@@ -1,0 +1,159 @@
+"""Fit the heads on a folder of images, without labels.
+
+The backbone is frozen, so its feature maps are computed once and reused by
+every epoch. The VQ head learns by distillation: the quantized map, pooled and
+read by the backbone's own frozen classifier, should give the same ImageNet
+predictions as the unquantized map. Folder labels can be added as a second
+objective (a linear classifier over the pooled quantized map).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ..config import ModelConfig, VQConfig
+from ..images import ImageFile, Skipped, iter_batches, probe, walk_images
+from .model import VQGramModel, save_model
+
+log = logging.getLogger("vqgram")
+
+
+@dataclass
+class CachedFeatures:
+    """Backbone outputs for a folder, one entry per decoded batch (shapes vary by bucket)."""
+
+    fmaps: list[torch.Tensor]  # (b, C, H, W) float16
+    logits: list[torch.Tensor]  # (b, 1000) float32 teacher logits
+    labels: list[torch.Tensor]  # (b,) int64 label ids, -1 for none
+    label_names: list[str]
+
+    def __len__(self) -> int:
+        return sum(len(x) for x in self.logits)
+
+
+@torch.inference_mode()
+def cache_features(model: VQGramModel, files: Sequence[ImageFile], max_size: int,
+                   batch_size: int = 64, workers: int = 2) -> CachedFeatures:
+    """Run the frozen backbone once over `files`."""
+    names = sorted({f.label for f in files if f.label})
+    label_id = {n: i for i, n in enumerate(names)}
+    spec, backbone = model.spec, model.backbone.to(memory_format=torch.channels_last)
+    cache = CachedFeatures([], [], [], names)
+    with tqdm(total=len(files), desc="features", unit="img") as bar:
+        for pixels, ok, _bad in iter_batches(files, max_size=max_size, multiple=spec.stride, mean=spec.mean,
+                                             std=spec.std, resample=spec.interpolation,
+                                             batch_size=batch_size, workers=workers):
+            if ok:
+                fmap = backbone.forward_features(pixels.contiguous(memory_format=torch.channels_last))
+                cache.fmaps.append(fmap.to(torch.float16).contiguous())
+                cache.logits.append(backbone.forward_head(fmap).float())
+                cache.labels.append(torch.tensor([label_id.get(files[i].label, -1) for i in ok]))
+            bar.update(len(ok) + len(_bad))
+    return cache
+
+
+def fit_vq(model: VQGramModel, cache: CachedFeatures, *, epochs: int = 8, lr: float = 1e-3,
+           temperature: float = 2.0, use_labels: bool = False, batch_size: int = 64,
+           seed: int = 0) -> dict:
+    """Train model.vq in place on cached features; returns training facts for the model card."""
+    torch.manual_seed(seed)
+    backbone, vq = model.backbone, model.vq
+    probe = nn.Linear(model.spec.channels, len(cache.label_names)) if use_labels else None
+    params = list(vq.parameters()) + (list(probe.parameters()) if probe else [])
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    chunks = [(i, s) for i, x in enumerate(cache.logits) for s in range(0, len(x), batch_size)]
+    steps = epochs * len(chunks)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    vq.train()
+    start = time.time()
+    for epoch in range(epochs):
+        order = torch.randperm(len(chunks)).tolist()
+        total = 0.0
+        for c in order:
+            i, s = chunks[c]
+            fmap = cache.fmaps[i][s : s + batch_size].float()
+            teacher = cache.logits[i][s : s + batch_size]
+            out = vq(fmap)
+            student = backbone.forward_head(out.quantized)
+            loss = distill_loss(student, teacher, temperature) + out.loss
+            if probe is not None:
+                labels = cache.labels[i][s : s + batch_size]
+                pooled = out.quantized.mean(dim=(2, 3))
+                loss = loss + F.cross_entropy(probe(pooled), labels, ignore_index=-1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+        log.info("vq epoch %d/%d loss %.4f", epoch + 1, epochs, total / len(chunks))
+    vq.eval()
+    return {
+        "objective": "distillation" + (" + folder labels" if use_labels else ""),
+        "epochs": epochs,
+        "lr": lr,
+        "temperature": temperature,
+        "batch_size": batch_size,
+        "seed": seed,
+        "train_seconds": round(time.time() - start, 1),
+        "teacher_top1_agreement": round(teacher_agreement(model, cache), 4),
+    }
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) on temperature-softened logits, scaled by T^2 (Hinton et al., 2015)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1),
+                    log_target=True, reduction="batchmean") * t * t
+
+
+@torch.inference_mode()
+def teacher_agreement(model: VQGramModel, cache: CachedFeatures) -> float:
+    """How often the quantized map's top-1 ImageNet class equals the unquantized one's."""
+    same = n = 0
+    for fmap, teacher in zip(cache.fmaps, cache.logits):
+        student = model.backbone.forward_head(model.vq(fmap.float()).quantized)
+        same += (student.argmax(-1) == teacher.argmax(-1)).sum().item()
+        n += len(teacher)
+    return same / max(n, 1)
+
+
+def train_vq_model(folder: Path, out: Path, *, backbone: str = "efficientnet_lite0", weights: str = "default",
+                   vq: VQConfig = VQConfig(), epochs: int = 8, lr: float = 1e-3, use_labels: bool = False,
+                   max_size: int = 224, limit: int | None = None, workers: int = 2) -> dict:
+    """Scan `folder`, fit a VQ head on it and save a model folder at `out`; returns the card."""
+    files = scan_folder(folder, limit)
+    config = ModelConfig(backbone=backbone, backbone_weights=None if weights == "random" else weights, vq=vq)
+    model = VQGramModel(config)
+    cache = cache_features(model, files, max_size, workers=workers)
+    facts = fit_vq(model, cache, epochs=epochs, lr=lr, use_labels=use_labels)
+    card = {"trained_on": str(Path(folder).resolve()), "images": len(cache), "max_size": max_size,
+            "date": time.strftime("%Y-%m-%d"), **facts}
+    save_model(model, out, card)
+    return card
+
+
+def scan_folder(folder: Path, limit: int | None = None) -> list[ImageFile]:
+    """Readable images below `folder`; with `limit`, an evenly spaced subset (every class kept)."""
+    paths = walk_images(folder)
+    if not paths:
+        raise ValueError(f"no images found in {folder}")
+    if limit and limit < len(paths):
+        step = len(paths) / limit
+        paths = [paths[int(i * step)] for i in range(limit)]
+    root = Path(folder)
+    files = []
+    for p in paths:
+        item = probe(p, root)
+        if isinstance(item, Skipped):
+            log.warning("skipped %s: %s", item.path, item.reason)
+        else:
+            files.append(item)
+    return files
