@@ -75,6 +75,9 @@ class Backend(Protocol):
     def stored(self) -> dict[str, DocMeta]:
         """path -> DocMeta of every committed document (for incremental indexing)."""
 
+    def vectors(self) -> tuple[list[str], np.ndarray]:
+        """(ids, (N, D) float32 L2-normalised embeddings) of the committed documents."""
+
     def search_words(self, weights: dict[str, float], k: int) -> list[Hit]:
         """BM25 over `words`: a disjunction of term queries boosted by weight."""
 

@@ -14,15 +14,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
 from ..images import ImageFile, Skipped, probe, walk_images
-from ..tokenizer.encoder import Tokenizer
+from ..tokenizer.encoder import Encoded, Tokenizer
 from .backend import DocMeta, ImageDoc
 from .store import IndexHandle, create_or_open
 
 log = logging.getLogger("vqgram")
+
+BatchHook = Callable[[list[ImageFile], Encoded], None]
 
 
 @dataclass
@@ -97,16 +100,20 @@ def _is_under(path: str, folder: Path) -> bool:
 
 def index_folder(folder: Path, index: Path, tokenizer: Tokenizer, *, backend: str = "tantivy",
                  batch_size: int = 32, workers: int = 2, commit_every: int = 2048,
-                 progress: bool = True, **backend_options) -> IndexReport:
-    """Index every image below `folder` into `index` (created if missing)."""
+                 progress: bool = True, on_batch: BatchHook | None = None, **backend_options) -> IndexReport:
+    """Index every image below `folder` into `index` (created if missing).
+
+    on_batch(files, encoded) sees every encoded batch (e.g. to keep the word
+    counts and embeddings for an evaluation without encoding twice).
+    """
     handle = create_or_open(index, tokenizer, backend, **backend_options)
     try:
-        return _run(folder, handle, tokenizer, batch_size, workers, commit_every, progress)
+        return _run(folder, handle, tokenizer, batch_size, workers, commit_every, progress, on_batch)
     finally:
         handle.close()
 
 
-def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_every, progress) -> IndexReport:
+def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_every, progress, on_batch) -> IndexReport:
     start = time.time()
     engine = handle.backend
     plan = plan_changes(folder, engine.stored())
@@ -124,6 +131,8 @@ def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_eve
                 report.skipped.append(Skipped(files[i].path, reason))
             if ok:
                 engine.add(_documents(files, ok, encoded, tokenizer))
+                if on_batch is not None:
+                    on_batch([files[i] for i in ok], encoded)
                 report.indexed += len(ok)
                 since_commit += len(ok)
             if since_commit >= commit_every:

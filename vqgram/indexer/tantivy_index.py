@@ -1,5 +1,8 @@
 """The embedded backend: Tantivy (no JVM), BM25 with k1 = 1.2, b = 0.75.
 
+Tantivy has no vector fields, so embeddings go to a `VectorStore` sidecar in
+the same folder, committed together with the index.
+
 `words` is indexed with the whitespace tokenizer and term frequencies (no
 positions); metadata fields are raw strings and integers, so
 `label:n01440764` and `width:[500 TO *]` work in the query syntax.
@@ -11,7 +14,10 @@ from typing import ClassVar, Iterable, Sequence
 
 import tantivy
 
+import numpy as np
+
 from .backend import DocMeta, Hit, ImageDoc, rank
+from .vectors import VectorStore
 
 TEXT_FIELDS = ("id", "path", "label")
 INT_FIELDS = ("width", "height", "size")
@@ -35,6 +41,7 @@ class TantivyBackend:
         self.path, self._index = Path(path), index
         self._schema = index.schema
         self._writer: tantivy.IndexWriter | None = None
+        self._vectors = VectorStore(self.path)
 
     @classmethod
     def create(cls, path: Path) -> "TantivyBackend":
@@ -65,28 +72,36 @@ class TantivyBackend:
                 id=d.id, path=d.path, label=d.label, width=d.width, height=d.height,
                 size=d.size, mtime=float(d.mtime), words=d.words,
             ))
+            if d.vector is not None:
+                self._vectors.upsert(d.id, d.vector)
 
     def delete(self, ids: Iterable[str]) -> None:
         writer = self.writer
         for i in ids:
             writer.delete_documents_by_term("id", i)
+            self._vectors.delete(i)
 
     def commit(self) -> None:
         if self._writer is not None:
             self._writer.commit()
             self._writer.wait_merging_threads()
             self._writer = None
+        self._vectors.commit()
         self._index.reload()
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.rollback()
             self._writer = None
+            self._vectors = VectorStore(self.path)  # drop uncommitted vectors too
 
     # --- reading -----------------------------------------------------------------------
 
     def count(self) -> int:
         return self._index.searcher().num_docs
+
+    def vectors(self) -> tuple[list[str], np.ndarray]:
+        return self._vectors.matrix()
 
     def stored(self) -> dict[str, DocMeta]:
         searcher = self._index.searcher()

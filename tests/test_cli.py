@@ -1,0 +1,83 @@
+"""The CLI end to end on the bundled sample: results on stdout, one-line errors, non-zero exits."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from vqgram.cli import main
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, photos):
+    idx = tmp_path_factory.mktemp("cli") / "idx"
+    result = run("-q", "index", photos, "--index", idx, "--workers", 0)
+    assert result.exit_code == 0, result.output
+    assert "indexed 36" in result.output
+    return idx
+
+
+def test_search_prints_rank_score_path_label(index, queries):
+    result = run("search", index, "--image", queries / "golf_ball.jpg", "-k", 3)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    rank, score, path, label = lines[0].split()
+    assert rank == "1" and float(score) > 0 and path.endswith(".jpg") and label == "golf_ball"
+
+
+def test_search_json(index, queries):
+    result = run("search", index, "--image", queries / "church.jpg", "-k", 4, "--json")
+    hits = json.loads(result.stdout)["hits"]
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4]
+    assert {"id", "score", "path", "label", "width", "height"} <= set(hits[0])
+    assert hits[0]["score"] >= hits[-1]["score"]
+
+
+def test_text_query(index):
+    result = run("search", index, "--query", "label:tench", "-k", 50, "--json")
+    assert {h["label"] for h in json.loads(result.stdout)["hits"]} == {"tench"}
+
+
+def test_words_and_info(index, queries):
+    result = run("words", queries / "tench.jpg", "--json")
+    counts = json.loads(result.stdout)
+    assert counts and all(isinstance(c, int) and c > 0 for c in counts.values())
+    info = json.loads(run("info", index, "--json").stdout)
+    assert info["documents"] == 36 and info["bytes"] > 0 and info["backend"] == "tantivy"
+    assert info["manifest"]["tokenizer"]["kgram"]["kernel"] == 3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["index", "{tmp}/missing", "--index", "{tmp}/i"], "folder not found"),
+    (["index", "{tmp}/empty", "--index", "{tmp}/i"], "no images found"),
+    (["index", "{photos}", "--index", "{tmp}/afile"], "index path is a file"),
+    (["search", "{tmp}/missing", "--query", "x"], "index not found"),
+    (["search", "{index}", "--image", "{tmp}/afile"], "cannot read query image"),
+    (["search", "{index}", "--image", "{tmp}/nope.jpg"], "query image not found"),
+    (["search", "{index}", "--query", "label:(x"], "cannot parse query"),
+    (["words", "{tmp}/afile"], "cannot read image"),
+])
+def test_errors_are_one_line_and_non_zero(tmp_path, photos, index, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("not an image")
+    args = [a.format(tmp=tmp_path, photos=photos, index=index) for a in args]
+    result = run(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_installed_command_runs(index):
+    exe = shutil.which("vqgram") or f"{sys.executable} -m vqgram.cli"
+    proc = subprocess.run([*exe.split(), "search", str(index), "--query", "label:(x"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: cannot parse query")

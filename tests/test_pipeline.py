@@ -1,0 +1,94 @@
+"""Index the bundled sample with the real default model into a real Tantivy index, then change the folder."""
+import shutil
+
+import pytest
+
+from vqgram import KGramConfig, Searcher, Tokenizer, index_folder, open_index
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, photos, tokenizer):
+    folder = tmp_path_factory.mktemp("photos")
+    shutil.copytree(photos, folder, dirs_exist_ok=True)
+    index = tmp_path_factory.mktemp("idx") / "index"
+    report = index_folder(folder, index, tokenizer, workers=0, progress=False)
+    return folder, index, report
+
+
+def test_every_sample_photo_is_indexed(indexed, photos):
+    _, index, report = indexed
+    n = len(list(photos.rglob("*.jpg")))
+    assert (report.indexed, report.total, len(report.skipped)) == (n, n, 0)
+
+
+def test_search_by_image_finds_its_class(indexed, queries):
+    _, index, _ = indexed
+    with Searcher(index) as s:
+        for query in sorted(queries.glob("*.jpg")):
+            hits = s.search_image(query, k=3)
+            assert hits[0].label == query.stem, f"{query.name}: top hits {[h.label for h in hits]}"
+
+
+def test_an_indexed_image_is_its_own_top_hit(indexed):
+    folder, index, _ = indexed
+    image = sorted(folder.rglob("*.jpg"))[5]
+    with Searcher(index) as s:
+        hits = s.search_image(image, k=2)
+    assert hits[0].path == str(image.resolve())
+    assert hits[0].score > hits[1].score
+
+
+def test_max_terms_prunes_the_query(indexed, tokenizer):
+    folder, index, _ = indexed
+    image = sorted(folder.rglob("*.jpg"))[0]
+    words = tokenizer.words(image)
+    with Searcher(index) as s:
+        full = s.search_words(words, k=36)
+        pruned = s.search_words(words, k=36, max_terms=5)
+    assert len(pruned) <= len(full)
+    assert full[0].path == str(image.resolve())
+
+
+def test_text_query_by_label_and_word(indexed, tokenizer):
+    folder, index, _ = indexed
+    with Searcher(index) as s:
+        assert {h.label for h in s.search_text("label:church", k=50)} == {"church"}
+        image = sorted((folder / "church").glob("*.jpg"))[0]
+        word = next(iter(tokenizer.words(image)))
+        hits = s.search_text(f"{word} AND label:church", k=50)
+    assert str(image.resolve()) in {h.path for h in hits}
+
+
+def test_rerun_is_incremental(tmp_path, photos, tokenizer):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos / "tench", folder / "tench")
+    index = tmp_path / "index"
+    first = index_folder(folder, index, tokenizer, workers=0, progress=False)
+    assert first.indexed == 6
+
+    again = index_folder(folder, index, tokenizer, workers=0, progress=False)
+    assert (again.indexed, again.unchanged, again.removed) == (0, 6, 0)
+
+    images = sorted(folder.rglob("*.jpg"))
+    images[0].unlink()  # deleted
+    shutil.copy(photos / "church" / sorted(p.name for p in (photos / "church").iterdir())[0], images[1])  # changed
+    shutil.copy(photos / "parachute" / sorted(p.name for p in (photos / "parachute").iterdir())[0],
+                folder / "tench" / "new.jpg")  # new
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")  # bad
+    shutil.copy(images[2], folder / "tench" / "copy.jpg")  # same bytes as an indexed file
+    report = index_folder(folder, index, tokenizer, workers=0, progress=False)
+    assert (report.indexed, report.removed, report.duplicates, len(report.skipped)) == (2, 2, 1, 1)
+    assert report.skipped[0].path.endswith("broken.jpg")
+    assert report.total == 6  # 6 - 1 deleted + 1 new; the changed one replaced
+    handle = open_index(index)
+    assert str(images[0].resolve()) not in handle.backend.stored()
+    handle.close()
+
+
+def test_another_tokenizer_is_refused(indexed, tokenizer):
+    folder, index, _ = indexed
+    other = Tokenizer(tokenizer.model, KGramConfig(kernel=2), 224, tokenizer.model_path, tokenizer.model_sha256)
+    with pytest.raises(ValueError, match="made by another tokenizer.*kgram"):
+        index_folder(folder, index, other, workers=0, progress=False)
+    with pytest.raises(ValueError, match="made by another tokenizer"):
+        Searcher(index, tokenizer=other)
