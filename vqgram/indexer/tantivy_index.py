@@ -9,6 +9,7 @@ positions); metadata fields are raw strings and integers, so
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Iterable, Sequence
 
@@ -42,6 +43,14 @@ class TantivyBackend:
         self._schema = index.schema
         self._writer: tantivy.IndexWriter | None = None
         self._vectors = VectorStore(self.path)
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """One searcher (a point-in-time view) until our next commit; doc addresses are stable in it,
+        so stored fields fetched once per document are cached by address."""
+        self._index.reload()
+        self._searcher = self._index.searcher()
+        self._docs: dict[tuple[int, int], Hit] = {}
 
     @classmethod
     def create(cls, path: Path) -> "TantivyBackend":
@@ -87,7 +96,7 @@ class TantivyBackend:
             self._writer.wait_merging_threads()
             self._writer = None
         self._vectors.commit()
-        self._index.reload()
+        self._snapshot()
 
     def close(self) -> None:
         if self._writer is not None:
@@ -98,13 +107,13 @@ class TantivyBackend:
     # --- reading -----------------------------------------------------------------------
 
     def count(self) -> int:
-        return self._index.searcher().num_docs
+        return self._searcher.num_docs
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         return self._vectors.matrix()
 
     def stored(self) -> dict[str, DocMeta]:
-        searcher = self._index.searcher()
+        searcher = self._searcher
         n = searcher.num_docs
         if n == 0:
             return {}
@@ -133,12 +142,16 @@ class TantivyBackend:
         return self._run(parsed, k)
 
     def _run(self, query: tantivy.Query, k: int) -> list[Hit]:
-        searcher = self._index.searcher()
         # fetch a little more than k so ties at the cut are broken by id, not by doc order
-        result = searcher.search(query, limit=k + 16, count=False)
-        hits = []
-        for score, addr in result.hits:
-            d = searcher.doc(addr)
-            hits.append(Hit(d.get_first("id"), float(score), d.get_first("path"), d.get_first("label"),
-                            d.get_first("width"), d.get_first("height")))
-        return rank(hits, k)
+        result = self._searcher.search(query, limit=k + 16, count=False)
+        return rank([replace(self._hit(addr), score=float(score)) for score, addr in result.hits], k)
+
+    def _hit(self, addr: tantivy.DocAddress) -> Hit:
+        key = (addr.segment_ord, addr.doc)
+        hit = self._docs.get(key)
+        if hit is None:
+            d = self._searcher.doc(addr)
+            hit = Hit(d.get_first("id"), 0.0, d.get_first("path"), d.get_first("label"),
+                      d.get_first("width"), d.get_first("height"))
+            self._docs[key] = hit
+        return hit
