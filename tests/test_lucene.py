@@ -277,8 +277,9 @@ def test_knn_top_hit_is_exact_nearest(backend):
         exact = be.search_vector_exact(q, 5)
         assert [h.id for h in exact] == [docs[i].id for i in np.argsort(-(mat @ q))]
         assert [h.id for h in be.search_vector_exact(q, 5, dims=8)][0] == hits[0].id
-    with pytest.raises(ValueError, match="search_vector_exact"):
-        be.search_vector(q, 3, dims=4)
+    # another prefix than the HNSW field's, or exact=True: an exact scan of the stored embeddings
+    assert be.search_vector(q, 3, dims=4) == be.search_vector_exact(q, 3, dims=4)
+    assert be.search_vector(q, 3, exact=True) == be.search_vector_exact(q, 3)
     ids, full = be.vectors()
     assert ids == [d.id for d in docs] and np.array_equal(full, mat)
 

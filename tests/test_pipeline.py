@@ -92,3 +92,20 @@ def test_another_tokenizer_is_refused(indexed, tokenizer):
         index_folder(folder, index, other, workers=0, progress=False)
     with pytest.raises(ValueError, match="made by another tokenizer"):
         Searcher(index, tokenizer=other)
+
+
+def test_dense_hybrid_and_funnel_modes(indexed):
+    from vqgram.searcher.searcher import SearchOptions
+    from vqgram.searcher.funnel import FunnelStage
+
+    folder, index, _ = indexed
+    image = sorted(folder.rglob("*.jpg"))[7]
+    with Searcher(index) as s:
+        dense = s.search_image(image, k=5, options=SearchOptions(mode="dense"))
+        assert dense[0].path == str(image.resolve()) and dense[0].score == pytest.approx(1.0, abs=1e-4)
+        wide = SearchOptions(mode="funnel", stages=(FunnelStage(16, 36),))  # shortlist = everything: exact
+        assert [h.id for h in s.search_image(image, k=5, options=wide)] == [h.id for h in dense]
+        hybrid = s.search_image(image, k=5, options=SearchOptions(mode="hybrid"))
+        assert hybrid[0].path == str(image.resolve())
+        with pytest.raises(ValueError, match="Tantivy ranks by BM25"):
+            s.search_image(image, k=5, options=SearchOptions(mode="tfidf"))

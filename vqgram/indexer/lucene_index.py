@@ -484,19 +484,19 @@ class LuceneBackend:
 
     # ---- dense ------------------------------------------------------------
 
-    def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None) -> list[Hit]:
-        """Approximate nearest neighbours by HNSW on the indexed prefix; scores are cosines.
+    def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
+                      exact: bool = False) -> list[Hit]:
+        """Nearest neighbours by cosine: HNSW on the indexed prefix, exact for any other prefix.
 
         ef: candidates the graph search keeps (efSearch; we ask Lucene for
         max(k, ef) neighbours and keep k); None: max(k, 100), Anserini's
-        default. dims: must be None or the indexed prefix (other prefixes:
-        `search_vector_exact`). Raises ValueError when the index has no vectors.
+        default. dims: None or the indexed prefix use the HNSW field; any
+        other prefix (or exact=True) scans the stored full embeddings.
+        Raises ValueError when the index has no vectors.
         """
         d = self._dense_dims_or_raise()
-        if dims is not None and dims != d:
-            raise ValueError(
-                f"the HNSW field holds the first {d} dims, not {dims}; use search_vector_exact(dims={dims}) instead"
-            )
+        if exact or (dims is not None and dims != d):
+            return self.search_vector_exact(vector, k, dims)
         if k <= 0:
             return []
         q = _l2norm(self._query_vector(vector, d)[:d])
@@ -527,6 +527,17 @@ class LuceneBackend:
             i, path, label, w, h = self._hit_meta(docids[r])
             hits.append(Hit(id=i, score=float(scores[r]), path=path, label=label, width=w, height=h))
         return rank(hits, k)
+
+    def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
+        """Hits for documents (with embeddings) named by id, with the given scores, in (-score, id) order."""
+        all_ids, docids, _ = self._stored_vectors()
+        docid_of = dict(zip(all_ids, docids))
+        hits = []
+        for i, score in zip(ids, scores):
+            if i in docid_of:
+                doc_id, path, label, w, h = self._hit_meta(docid_of[i])
+                hits.append(Hit(id=doc_id, score=float(score), path=path, label=label, width=w, height=h))
+        return rank(hits, len(hits))
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """(ids, float32 matrix n x D): the full embedding of every committed document that has one

@@ -18,6 +18,7 @@ import tantivy
 import numpy as np
 
 from .backend import DocMeta, Hit, ImageDoc, rank
+from ..searcher.funnel import FunnelIndex
 from .vectors import VectorStore
 
 TEXT_FIELDS = ("id", "path", "label")
@@ -51,6 +52,7 @@ class TantivyBackend:
         self._index.reload()
         self._searcher = self._index.searcher()
         self._docs: dict[tuple[int, int], Hit] = {}
+        self._funnel: FunnelIndex | None = None
 
     @classmethod
     def create(cls, path: Path) -> "TantivyBackend":
@@ -125,7 +127,11 @@ class TantivyBackend:
             metas[meta.path] = meta
         return metas
 
-    def search_words(self, weights: dict[str, float], k: int) -> list[Hit]:
+    def search_words(self, weights: dict[str, float], k: int, similarity: str = "bm25",
+                     k1: float = 1.2, b: float = 0.75) -> list[Hit]:
+        if similarity != "bm25" or (k1, b) != (1.2, 0.75):
+            raise ValueError(f"Tantivy ranks by BM25 with k1=1.2, b=0.75 only (asked: {similarity}, k1={k1}, b={b}); "
+                             "use an index built with --backend lucene for tfidf, jaccard or other BM25 settings")
         schema = self._schema
         query = tantivy.Query.boolean_query([
             (tantivy.Occur.Should,
@@ -140,6 +146,27 @@ class TantivyBackend:
         except ValueError as exc:
             raise ValueError(f"cannot parse query {query!r}: {str(exc).splitlines()[0]}") from None
         return self._run(parsed, k)
+
+    def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
+                      exact: bool = True) -> list[Hit]:
+        """Exact cosine on the first `dims` dimensions of the sidecar vectors (no graph: `ef`, `exact` unused)."""
+        ids, matrix = self._vectors.matrix()
+        if not ids:
+            raise ValueError(f"index {self.path} holds no embeddings")
+        top, scores = self._dense().search_exact(np.asarray(vector, np.float32)[None], k, dim=dims)
+        return self.lookup([ids[i] for i in top[0]], scores[0].tolist())
+
+    def _dense(self) -> FunnelIndex:
+        if self._funnel is None:
+            self._funnel = FunnelIndex(self._vectors.matrix()[1], prefix_dims=())
+        return self._funnel
+
+    def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
+        """Hits for documents named by id, with the given scores, in (-score, id) order."""
+        result = self._searcher.search(tantivy.Query.term_set_query(self._schema, "id", ids), limit=len(ids),
+                                       count=False)
+        found = {h.id: h for h in (self._hit(addr) for _s, addr in result.hits)}
+        return rank([replace(found[i], score=float(s)) for i, s in zip(ids, scores) if i in found], len(ids))
 
     def _run(self, query: tantivy.Query, k: int) -> list[Hit]:
         # fetch a little more than k so ties at the cut are broken by id, not by doc order

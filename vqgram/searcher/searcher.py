@@ -1,25 +1,55 @@
-"""Search an index by image or by the engine's own query syntax.
+"""Search an index by image (words, dense, hybrid, funnel) or by the engine's own query syntax.
 
 The searcher rebuilds the tokenizer from the index manifest (same model, same
-k-gram settings), so a query image gets exactly the words its index expects.
+k-gram settings), so a query image gets exactly the words and embedding its
+index expects.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..indexer.backend import Hit
 from ..indexer.store import check_tokenizer, open_index
 from ..tokenizer.encoder import Tokenizer
+from .funnel import FunnelIndex, FunnelStage
+from .fusion import fuse
 from .queries import term_weights
+
+WORD_MODES = ("bm25", "tfidf", "jaccard")
+MODES = WORD_MODES + ("dense", "hybrid", "funnel")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to rank: the mode and its knobs (the CLI's search options, as data)."""
+
+    mode: str = "bm25"
+    max_terms: int | None = None  # words: keep the N heaviest query words
+    k1: float = 1.2  # bm25 (Lucene only; Tantivy is fixed at 1.2 / 0.75)
+    b: float = 0.75
+    dims: int | None = None  # dense: embedding prefix (None: the index's HNSW prefix, or all)
+    ef: int | None = None  # dense on Lucene: HNSW efSearch
+    exact: bool = False  # dense on Lucene: scan instead of HNSW
+    fusion: str = "rrf"  # hybrid: "rrf" or "score"
+    weights: tuple[float, float] = (1.0, 1.0)  # hybrid: (words, dense)
+    depth: int = 100  # hybrid: hits taken from each run before fusing
+    stages: tuple[FunnelStage, ...] = field(default_factory=lambda: (FunnelStage(16, 200),))  # funnel
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
 
 
 class Searcher:
     def __init__(self, index: str | Path, tokenizer: Tokenizer | None = None):
         self.handle = open_index(Path(index))
-        manifest = self.handle.manifest
         self._tokenizer = tokenizer
+        self._funnel: FunnelIndex | None = None
         if tokenizer is not None:
-            check_tokenizer(manifest, tokenizer, self.handle.path)
+            check_tokenizer(self.handle.manifest, tokenizer, self.handle.path)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -32,21 +62,56 @@ class Searcher:
             self._tokenizer = tok
         return self._tokenizer
 
-    def search_image(self, image: str | Path, k: int = 10, max_terms: int | None = None) -> list[Hit]:
+    def search_image(self, image: str | Path, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"query image not found: {path}")
         try:
-            counts = self.tokenizer.kgrams.to_dict(self.tokenizer.encode_image(path).counts[0])
+            encoded = self.tokenizer.encode_image(path)
         except OSError as exc:
             raise ValueError(f"cannot read query image {path}: {exc}") from None
-        return self.search_words(counts, k, max_terms)
+        return self.search_encoded(self.tokenizer.kgrams.to_dict(encoded.counts[0]),
+                                   encoded.embedding[0].numpy(), k, options)
+
+    def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
+                       options: SearchOptions = SearchOptions()) -> list[Hit]:
+        """Rank by an image's words ({word: count}) and/or its embedding, as `options.mode` says."""
+        mode = options.mode
+        if mode in WORD_MODES:
+            return self._words(words, k, options)
+        if vector is None:
+            raise ValueError(f"mode {mode} needs the query's embedding")
+        if mode == "dense":
+            return self._dense(vector, k, options)
+        if mode == "hybrid":
+            depth = max(k, options.depth)
+            runs = [self._words(words, depth, options), self._dense(vector, depth, options)]
+            return fuse(runs, k, options.fusion, options.weights)
+        return self._funnel_search(vector, k, options)
 
     def search_words(self, counts: dict[str, int], k: int = 10, max_terms: int | None = None) -> list[Hit]:
-        return self.handle.backend.search_words(term_weights(counts, max_terms), k)
+        return self.search_encoded(counts, None, k, SearchOptions(max_terms=max_terms))
 
     def search_text(self, query: str, k: int = 10) -> list[Hit]:
         return self.handle.backend.search_text(query, k)
+
+    def _words(self, counts, k, o: SearchOptions) -> list[Hit]:
+        return self.handle.backend.search_words(term_weights(counts, o.max_terms), k, similarity=o.mode
+                                                if o.mode in WORD_MODES else "bm25", k1=o.k1, b=o.b)
+
+    def _dense(self, vector, k, o: SearchOptions) -> list[Hit]:
+        return self.handle.backend.search_vector(vector, k, dims=o.dims, ef=o.ef, exact=o.exact)
+
+    def _funnel_search(self, vector, k, o: SearchOptions) -> list[Hit]:
+        """Matryoshka adaptive retrieval over the index's full embeddings (both backends)."""
+        ids, matrix = self.handle.backend.vectors()
+        if not ids:
+            raise ValueError(f"index {self.handle.path} holds no embeddings")
+        if self._funnel is None:
+            self._funnel = FunnelIndex(matrix, prefix_dims=[s.dim for s in o.stages])
+        stages = [FunnelStage(s.dim, min(s.shortlist, len(ids))) for s in o.stages]
+        top, scores = self._funnel.search_funnel(np.asarray(vector, np.float32)[None], min(k, len(ids)), stages)
+        return self.handle.backend.lookup([ids[i] for i in top[0]], scores[0].tolist())
 
     def close(self) -> None:
         self.handle.close()
