@@ -10,9 +10,9 @@ from vqgram.tokenizer.train import distill_loss, train_vq_model
 
 def test_train_save_load_roundtrip(tmp_path, photos, queries):
     vq = VQConfig(heads=2, codebook_dim=8, codebook_size=16, threshold_ema_dead_code=0)
-    card = train_vq_model(photos, tmp_path / "model", backbone="resnet50", weights="random", vq=vq, epochs=1,
-                          max_size=64, workers=0)
-    assert card["images"] == 36 and card["objective"] == "distillation"
+    card = train_vq_model(photos, tmp_path / "model", backbone="resnet50", weights="random", vq=vq,
+                          kmeans_passes=1, epochs=1, max_size=64, workers=0)
+    assert card["images"] == 36 and "distillation" in card["recipe"]
     meta = json.loads((tmp_path / "model" / "model.json").read_text())
     assert meta["config"]["backbone"] == "resnet50" and meta["config"]["vq"]["heads"] == 2
     assert meta["sha256"] == weights_sha256(tmp_path / "model")

@@ -207,20 +207,29 @@ def train() -> None:
 @click.option("--codebook-size", type=click.IntRange(2), default=VQConfig.codebook_size)
 @click.option("--commitment-weight", type=float, default=VQConfig.commitment_weight)
 @click.option("--dead-code", "threshold_ema_dead_code", type=click.IntRange(0), default=VQConfig.threshold_ema_dead_code)
-@click.option("--epochs", type=click.IntRange(1), default=8)
-@click.option("--lr", type=float, default=1e-3)
+@click.option("--separate-codebooks/--shared-codebook", default=VQConfig.separate_codebooks,
+              help="One codebook per head, or one shared by all heads (the seed study's).")
+@click.option("--kmeans-passes", type=click.IntRange(1), default=2, help="EMA k-means passes over the cells.")
+@click.option("--epochs", type=click.IntRange(0), default=0, help="Distillation epochs after k-means.")
+@click.option("--lr", type=float, default=1e-4, help="Distillation learning rate.")
 @click.option("--labels", "use_labels", is_flag=True, help="Also learn the folder labels (sub-folder names).")
 @click.option("--max-size", type=click.IntRange(32), default=224)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Train on at most N images (evenly spread).")
 @friendly
 def train_vq(folder, out, backbone, weights, heads, codebook_dim, codebook_size, commitment_weight,
-             threshold_ema_dead_code, epochs, lr, use_labels, max_size, limit):
-    """Fit the VQ head on FOLDER by distilling the backbone's own ImageNet predictions."""
+             threshold_ema_dead_code, separate_codebooks, kmeans_passes, epochs, lr, use_labels, max_size, limit):
+    """Fit the VQ head on FOLDER (no labels): PCA + k-means codes, optionally refined by distillation.
+
+    Distillation: the quantized map, pooled and read by the backbone's own frozen
+    classifier, should give the unquantized map's ImageNet predictions.
+    """
     from .tokenizer.train import train_vq_model
 
-    vq = VQConfig(heads, codebook_dim, codebook_size, commitment_weight, threshold_ema_dead_code)
-    card = train_vq_model(Path(folder), Path(out), backbone=backbone, weights=weights, vq=vq, epochs=epochs,
-                          lr=lr, use_labels=use_labels, max_size=max_size, limit=limit)
+    vq = VQConfig(heads, codebook_dim, codebook_size, commitment_weight, threshold_ema_dead_code,
+                  separate_codebooks=separate_codebooks)
+    card = train_vq_model(Path(folder), Path(out), backbone=backbone, weights=weights, vq=vq,
+                          kmeans_passes=kmeans_passes, epochs=epochs, lr=lr, use_labels=use_labels,
+                          max_size=max_size, limit=limit)
     click.echo(json.dumps(card, indent=2))
 
 

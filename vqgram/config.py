@@ -41,14 +41,15 @@ class KGramConfig:
 
 @dataclass(frozen=True)
 class VQConfig:
-    """The multi-head VQ head (vector-quantize-pytorch), shared codebook."""
+    """The multi-head VQ head (vector-quantize-pytorch)."""
 
     heads: int = 8
-    codebook_dim: int = 32
-    codebook_size: int = 128
+    codebook_dim: int = 16
+    codebook_size: int = 64
     commitment_weight: float = 0.0
     threshold_ema_dead_code: int = 2
     decay: float = 0.99
+    separate_codebooks: bool = True  # one codebook per head (the seed study shared one: measured worse here)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Multi-head vector quantization over a feature map (vector-quantize-pytorch).
 
 Each cell's C-dim feature is projected to heads x codebook_dim, every head is
-matched against one shared codebook (EMA updates, dead-code restarts), and the
+matched against its own codebook (or one shared codebook) (EMA updates, dead-code restarts), and the
 quantized vectors are projected back to C dims, so the backbone's own
 classifier can read the quantized map (that is how the head is trained).
 """
@@ -32,7 +32,7 @@ class VQHead(nn.Module):
             codebook_dim=config.codebook_dim,
             codebook_size=config.codebook_size,
             heads=config.heads,
-            separate_codebook_per_head=False,
+            separate_codebook_per_head=config.separate_codebooks,
             commitment_weight=config.commitment_weight,
             threshold_ema_dead_code=config.threshold_ema_dead_code,
             decay=config.decay,
