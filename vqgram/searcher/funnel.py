@@ -77,9 +77,11 @@ def _topk_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
     n = scores.shape[1]
     if k >= n:
         return torch.arange(n).expand(scores.shape[0], n)
-    vals, idx = torch.topk(scores, k, dim=1, sorted=False)
-    kth = vals.min(dim=1, keepdim=True).values
-    crowded = (scores >= kth).sum(dim=1) > k
+    # the (k+1)-th best equal to the k-th best means a tie straddles the cut: only
+    # then sort that row in full (cheaper than counting scores >= k-th: ~5 ms/row at 1M)
+    vals, idx = torch.topk(scores, k + 1, dim=1, sorted=True)
+    crowded = vals[:, k] == vals[:, k - 1]
+    idx = idx[:, :k].clone()
     for r in torch.nonzero(crowded).flatten().tolist():
         idx[r] = torch.sort(-scores[r], stable=True).indices[:k]
     return idx
