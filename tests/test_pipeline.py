@@ -59,14 +59,15 @@ def test_text_query_by_label_and_word(indexed, tokenizer):
     assert str(image.resolve()) in {h.path for h in hits}
 
 
-def test_rerun_is_incremental(tmp_path, photos, tokenizer):
+@pytest.mark.parametrize("backend", ["tantivy", pytest.param("lucene", marks=pytest.mark.jvm)])
+def test_rerun_is_incremental(tmp_path, photos, tokenizer, backend):
     folder = tmp_path / "photos"
     shutil.copytree(photos / "tench", folder / "tench")
     index = tmp_path / "index"
-    first = index_folder(folder, index, tokenizer, workers=0, progress=False)
+    first = index_folder(folder, index, tokenizer, backend=backend, workers=0, progress=False)
     assert first.indexed == 6
 
-    again = index_folder(folder, index, tokenizer, workers=0, progress=False)
+    again = index_folder(folder, index, tokenizer, backend=backend, workers=0, progress=False)
     assert (again.indexed, again.unchanged, again.removed) == (0, 6, 0)
 
     images = sorted(folder.rglob("*.jpg"))
@@ -76,7 +77,7 @@ def test_rerun_is_incremental(tmp_path, photos, tokenizer):
                 folder / "tench" / "new.jpg")  # new
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")  # bad
     shutil.copy(images[2], folder / "tench" / "copy.jpg")  # same bytes as an indexed file
-    report = index_folder(folder, index, tokenizer, workers=0, progress=False)
+    report = index_folder(folder, index, tokenizer, backend=backend, workers=0, progress=False)
     assert (report.indexed, report.removed, report.duplicates, len(report.skipped)) == (2, 2, 1, 1)
     assert report.skipped[0].path.endswith("broken.jpg")
     assert report.total == 6  # 6 - 1 deleted + 1 new; the changed one replaced

@@ -29,3 +29,22 @@ def test_distillation_loss_is_zero_for_the_teacher_and_positive_otherwise():
     teacher = torch.randn(4, 10)
     assert distill_loss(teacher, teacher, 2.0).item() < 1e-6
     assert distill_loss(torch.randn(4, 10), teacher, 2.0).item() > 0
+
+
+def test_train_mrl_adds_a_nested_embedding(tmp_path, photos, queries):
+    from vqgram.tokenizer.train import train_mrl_model
+
+    vq = VQConfig(heads=2, codebook_dim=8, codebook_size=16, threshold_ema_dead_code=0)
+    train_vq_model(photos, tmp_path / "base", backbone="resnet50", weights="random", vq=vq, kmeans_passes=1,
+                   max_size=64, workers=0)
+    from vqgram import MatryoshkaConfig
+
+    card = train_mrl_model(photos, tmp_path / "mrl", base=tmp_path / "base", config=MatryoshkaConfig(dim=32),
+                           epochs=2, max_size=64, workers=0)
+    assert card["images"] == 36 and list(card["config"]["nesting"]) == [8, 16, 32] and card["config"]["in_dim"] == 2048
+    tok = Tokenizer.from_model(tmp_path / "mrl", KGramConfig(kernel=2), max_size=64)
+    enc = tok.encode_image(queries / "tench.jpg")
+    assert enc.embedding.shape == (1, 32)
+    assert torch.allclose(enc.embedding.norm(dim=-1), torch.ones(1))
+    base_vq, new_vq = load_model(tmp_path / "base").vq.state_dict(), load_model(tmp_path / "mrl").vq.state_dict()
+    assert all(torch.equal(base_vq[k], new_vq[k]) for k in base_vq)  # the VQ head is kept

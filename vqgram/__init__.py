@@ -7,7 +7,7 @@
 """
 __version__ = "0.1.0"
 
-from .config import IndexManifest, KGramConfig, ModelConfig, TokenizerConfig, VQConfig  # noqa: E402
+from .config import IndexManifest, KGramConfig, MatryoshkaConfig, ModelConfig, TokenizerConfig, VQConfig  # noqa: E402
 from .indexer.backend import Hit, ImageDoc  # noqa: E402
 from .indexer.pipeline import IndexReport, index_folder  # noqa: E402
 from .indexer.store import open_index  # noqa: E402
@@ -15,6 +15,6 @@ from .searcher.searcher import Searcher  # noqa: E402
 from .tokenizer.encoder import Tokenizer  # noqa: E402
 
 __all__ = [
-    "Hit", "ImageDoc", "IndexManifest", "IndexReport", "KGramConfig", "ModelConfig", "Searcher",
+    "Hit", "ImageDoc", "IndexManifest", "IndexReport", "KGramConfig", "MatryoshkaConfig", "ModelConfig", "Searcher",
     "Tokenizer", "TokenizerConfig", "VQConfig", "__version__", "index_folder", "open_index",
 ]

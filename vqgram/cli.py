@@ -233,5 +233,32 @@ def train_vq(folder, out, backbone, weights, heads, codebook_dim, codebook_size,
     click.echo(json.dumps(card, indent=2))
 
 
+@train.command("mrl")
+@click.argument("folder", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--model", "base", type=click.Path(file_okay=False), default=None,
+              help="Model whose backbone and VQ head to keep (default: the packaged model).")
+@click.option("--dim", type=click.IntRange(8), default=1024, help="Embedding width.")
+@click.option("--efficient", is_flag=True, help="One classifier shared by every prefix (MRL-E).")
+@click.option("--relational-weight", type=click.FloatRange(0), default=1.0,
+              help="Weight of the in-batch term that makes each prefix rank like the teacher.")
+@click.option("--epochs", type=click.IntRange(1), default=30)
+@click.option("--lr", type=float, default=1e-3)
+@click.option("--labels", "use_labels", is_flag=True, help="Learn the folder labels instead of distilling.")
+@click.option("--max-size", type=click.IntRange(32), default=224)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Train on at most N images (evenly spread).")
+@friendly
+def train_mrl(folder, out, base, dim, efficient, relational_weight, epochs, lr, use_labels, max_size, limit):
+    """Fit a Matryoshka embedding head on FOLDER (nested loss; no labels needed)."""
+    from .config import MatryoshkaConfig
+    from .tokenizer.train import train_mrl_model
+
+    config = MatryoshkaConfig(dim=dim, efficient=efficient, relational_weight=relational_weight,
+                              relational_target="teacher")
+    card = train_mrl_model(Path(folder), Path(out), base=Path(base) if base else None, config=config, epochs=epochs,
+                           lr=lr, use_labels=use_labels, max_size=max_size, limit=limit)
+    click.echo(json.dumps(card, indent=2))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

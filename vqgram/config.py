@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -52,6 +52,89 @@ class VQConfig:
     separate_codebooks: bool = True  # one codebook per head (the seed study shared one: measured worse here)
 
 
+DEFAULT_NESTING = (8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def _resolve_nesting(dim: int, nesting: Sequence[int] | None) -> tuple[int, ...]:
+    if nesting is None:
+        sizes = [m for m in DEFAULT_NESTING if m < dim]
+        return tuple(sizes + [dim])
+    sizes = tuple(int(m) for m in nesting)
+    if not sizes or list(sizes) != sorted(set(sizes)):
+        raise ValueError(f"nesting {sizes} must be a non-empty, strictly increasing list of sizes")
+    if sizes[0] < 1 or sizes[-1] > dim:
+        raise ValueError(f"nesting {sizes} must lie within 1..dim={dim}")
+    return sizes
+
+
+@dataclass(frozen=True)
+class MatryoshkaConfig:
+    """The head's shape and its nested loss.
+
+    dim: embedding width. nesting: prefix sizes that get a loss; None means
+    the default list (8 ... 1024) cut at dim, plus dim itself.
+    weights: one loss weight per nesting size (None: all 1).
+    efficient: one classifier W (num_classes, dim) shared by every prefix,
+    prefix m using W[:, :m] (MRL-E); otherwise one classifier per size.
+    hidden: 0 for a linear projection, else the hidden width of a 2-layer MLP.
+    temperature: distillation temperature (student and teacher logits are
+    divided by it; the loss is scaled by T^2, Hinton et al. 2015).
+    relational_weight: weight of an extra in-batch term (`relational_loss`)
+    that makes every prefix rank the batch like a target similarity:
+    relational_target "self" (the full embedding, detached: prefixes agree
+    with the full width, which is what a funnel needs) or "teacher" (cosine
+    of the teacher's probabilities; only with soft targets).
+    relational_temperature: softmax temperature of those similarities.
+    """
+
+    in_dim: int = 1280
+    dim: int = 1024
+    nesting: tuple[int, ...] | None = None
+    weights: tuple[float, ...] | None = None
+    efficient: bool = False
+    num_classes: int = 1000
+    hidden: int = 0
+    temperature: float = 1.0
+    relational_weight: float = 0.0
+    relational_target: str = "self"
+    relational_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.in_dim < 1 or self.num_classes < 2:
+            raise ValueError(
+                f"dim={self.dim}, in_dim={self.in_dim} must be >= 1 and num_classes={self.num_classes} >= 2"
+            )
+        if self.hidden < 0:
+            raise ValueError(f"hidden={self.hidden} must be 0 (linear) or a positive width")
+        if self.temperature <= 0 or self.relational_temperature <= 0:
+            raise ValueError(
+                f"temperature={self.temperature}, relational_temperature={self.relational_temperature} must be > 0"
+            )
+        if self.relational_target not in ("self", "teacher"):
+            raise ValueError(f"relational_target {self.relational_target!r} is not one of 'self', 'teacher'")
+        if self.relational_weight < 0:
+            raise ValueError(f"relational_weight={self.relational_weight} must be >= 0")
+        nesting = _resolve_nesting(self.dim, self.nesting)
+        object.__setattr__(self, "nesting", nesting)
+        weights = (1.0,) * len(nesting) if self.weights is None else tuple(float(w) for w in self.weights)
+        if len(weights) != len(nesting):
+            raise ValueError(f"{len(weights)} loss weights for {len(nesting)} nesting sizes {nesting}")
+        if any(w < 0 for w in weights):
+            raise ValueError(f"loss weights {weights} must be >= 0")
+        object.__setattr__(self, "weights", weights)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MatryoshkaConfig":
+        d = dict(d)
+        for k in ("nesting", "weights"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """What a trained model directory holds: a backbone name and its heads."""
@@ -59,6 +142,7 @@ class ModelConfig:
     backbone: str = "efficientnet_lite0"
     backbone_weights: str | None = "default"  # "default", a local file, or None (random)
     vq: VQConfig = field(default_factory=VQConfig)
+    mrl: MatryoshkaConfig | None = None  # None: the embedding is the pooled backbone feature
 
 
 @dataclass(frozen=True)
@@ -98,7 +182,7 @@ def from_dict(cls: type[T], data: dict) -> T:
         raise ValueError(f"unknown {cls.__name__} setting(s): {', '.join(sorted(unknown))}")
     for name, value in data.items():
         ftype = names[name].type
-        sub = _NESTED.get(ftype) if isinstance(ftype, str) else None
+        sub = _NESTED.get(ftype.removesuffix(" | None")) if isinstance(ftype, str) else None
         kwargs[name] = from_dict(sub, value) if sub and isinstance(value, dict) else value
     return cls(**kwargs)
 
@@ -115,6 +199,7 @@ def load_json(cls: type[T], path: Path) -> T:
 
 
 _NESTED = {
+    "MatryoshkaConfig": MatryoshkaConfig,
     "KGramConfig": KGramConfig,
     "VQConfig": VQConfig,
     "ModelConfig": ModelConfig,

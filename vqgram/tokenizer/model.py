@@ -18,7 +18,12 @@ from torch import nn
 
 from ..config import ModelConfig, from_dict, to_dict
 from .backbones import create_backbone, get_spec
+from .matryoshka import MatryoshkaHead
 from .vq import VQHead
+
+# Saved with a model: everything but the backbone (from the registry) and the
+# Matryoshka head's per-prefix classifiers (needed for training only).
+_NOT_SAVED = ("backbone.", "mrl.classifier")
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 WEIGHTS_NAME = "heads.pt"
@@ -31,7 +36,11 @@ class ModelOutput(NamedTuple):
 
 
 class VQGramModel(nn.Module):
-    """Backbone feature map -> (VQ code grid, pooled embedding)."""
+    """Backbone feature map -> (VQ code grid, embedding).
+
+    The embedding is the Matryoshka head's output when the model has one
+    (any prefix usable), else the pooled backbone feature; L2-normalised.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -39,15 +48,17 @@ class VQGramModel(nn.Module):
         self.spec = get_spec(config.backbone)
         self.backbone = create_backbone(config.backbone, config.backbone_weights)
         self.vq = VQHead(self.spec.channels, config.vq)
+        self.mrl = MatryoshkaHead(config.mrl) if config.mrl else None
 
     def heads_state(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(_NOT_SAVED)}
 
     def forward(self, pixels: torch.Tensor) -> ModelOutput:
         fmap = self.backbone.forward_features(pixels)
         codes = self.vq(fmap).codes
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
-        return ModelOutput(codes, F.normalize(pooled.float(), dim=-1))
+        embedding = self.mrl(pooled) if self.mrl is not None else pooled
+        return ModelOutput(codes, F.normalize(embedding.float(), dim=-1))
 
 
 def save_model(model: VQGramModel, folder: Path, card: dict) -> Path:
@@ -78,7 +89,7 @@ def load_model(folder: Path | str | None = None) -> VQGramModel:
     model = VQGramModel(from_dict(ModelConfig, meta["config"]))
     heads = torch.load(folder / WEIGHTS_NAME, map_location="cpu", weights_only=True)
     missing, unexpected = model.load_state_dict(heads, strict=False)
-    missing = [k for k in missing if not k.startswith("backbone.")]
+    missing = [k for k in missing if not k.startswith(_NOT_SAVED)]
     if missing or unexpected:
         raise ValueError(f"model folder {folder} does not match its config: missing {missing}, unexpected {unexpected}")
     return model.eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -20,9 +20,10 @@ from einops import rearrange
 from torch import nn
 from tqdm import tqdm
 
-from ..config import ModelConfig, VQConfig
+from ..config import MatryoshkaConfig, ModelConfig, VQConfig, to_dict
 from ..images import ImageFile, Skipped, iter_batches, probe, walk_images
-from .model import VQGramModel, save_model
+from .matryoshka import fit_matryoshka
+from .model import DEFAULT_MODEL, VQGramModel, load_model, read_card, save_model
 from .vq import VQHead
 
 log = logging.getLogger("vqgram")
@@ -32,7 +33,8 @@ log = logging.getLogger("vqgram")
 class CachedFeatures:
     """Backbone outputs for a folder, one entry per decoded batch (shapes vary by bucket)."""
 
-    fmaps: list[torch.Tensor]  # (b, C, H, W) float16
+    fmaps: list[torch.Tensor]  # (b, C, H, W) float16 (empty when not kept)
+    pooled: list[torch.Tensor]  # (b, C) float32
     logits: list[torch.Tensor]  # (b, 1000) float32 teacher logits
     labels: list[torch.Tensor]  # (b,) int64 label ids, -1 for none
     label_names: list[str]
@@ -43,19 +45,21 @@ class CachedFeatures:
 
 @torch.inference_mode()
 def cache_features(model: VQGramModel, files: Sequence[ImageFile], max_size: int,
-                   batch_size: int = 64, workers: int = 2) -> CachedFeatures:
-    """Run the frozen backbone once over `files`."""
+                   batch_size: int = 64, workers: int = 2, keep_maps: bool = True) -> CachedFeatures:
+    """Run the frozen backbone once over `files` (feature maps kept only for the VQ head)."""
     names = sorted({f.label for f in files if f.label})
     label_id = {n: i for i, n in enumerate(names)}
     spec, backbone = model.spec, model.backbone.to(memory_format=torch.channels_last)
-    cache = CachedFeatures([], [], [], names)
+    cache = CachedFeatures([], [], [], [], names)
     with tqdm(total=len(files), desc="features", unit="img") as bar:
         for pixels, ok, _bad in iter_batches(files, max_size=max_size, multiple=spec.stride, mean=spec.mean,
                                              std=spec.std, resample=spec.interpolation,
                                              batch_size=batch_size, workers=workers):
             if ok:
                 fmap = backbone.forward_features(pixels.contiguous(memory_format=torch.channels_last))
-                cache.fmaps.append(fmap.to(torch.float16).contiguous())
+                if keep_maps:
+                    cache.fmaps.append(fmap.to(torch.float16).contiguous())
+                cache.pooled.append(backbone.forward_head(fmap, pre_logits=True).float())
                 cache.logits.append(backbone.forward_head(fmap).float())
                 cache.labels.append(torch.tensor([label_id.get(files[i].label, -1) for i in ok]))
             bar.update(len(ok) + len(_bad))
@@ -198,3 +202,33 @@ def scan_folder(folder: Path, limit: int | None = None) -> list[ImageFile]:
         else:
             files.append(item)
     return files
+
+
+def train_mrl_model(folder: Path, out: Path, *, base: Path | None = None, config: MatryoshkaConfig = MatryoshkaConfig(),
+                    epochs: int = 30, lr: float = 1e-3, use_labels: bool = False, max_size: int = 224,
+                    limit: int | None = None, workers: int = 2) -> dict:
+    """Fit a Matryoshka head on `folder` beside `base`'s VQ head; save both as a model folder at `out`."""
+    base_model = load_model(base)
+    files = scan_folder(folder, limit)
+    cache = cache_features(base_model, files, max_size, workers=workers, keep_maps=False)
+    pooled = torch.cat(cache.pooled)
+    if use_labels:
+        targets = torch.cat(cache.labels)
+        if (targets < 0).any():
+            raise ValueError(f"--labels needs every image in a sub-folder of {folder}")
+        config = replace(config, num_classes=len(cache.label_names), relational_weight=0.0)
+    else:
+        targets = torch.cat(cache.logits)
+    config = replace(config, in_dim=base_model.spec.channels)
+    start = time.time()
+    head = fit_matryoshka(pooled, targets, config, epochs=epochs, lr=lr)
+    model = VQGramModel(replace(base_model.config, mrl=config))
+    model.load_state_dict({**base_model.heads_state(), **{f"mrl.{k}": v for k, v in head.state_dict().items()}},
+                          strict=False)
+    card = read_card(base or DEFAULT_MODEL)["card"]
+    card["mrl"] = {"trained_on": str(Path(folder).resolve()), "images": len(cache), "epochs": epochs, "lr": lr,
+                   "objective": "folder labels" if use_labels else "distillation of the backbone's ImageNet logits",
+                   "config": to_dict(config), "train_seconds": round(time.time() - start, 1),
+                   "date": time.strftime("%Y-%m-%d")}
+    save_model(model, out, card)
+    return card["mrl"]
