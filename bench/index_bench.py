@@ -4,7 +4,7 @@
 
 1. indexing images/s (scan + decode in workers + network + k-grams + Tantivy),
    next to the backbone's own forward throughput on the same batches;
-2. peak RSS of this process and its decoding workers, sampled during indexing;
+2. peak memory (PSS) of this process and its decoding workers, sampled during indexing;
 3. query latency p50/p95 over `--queries` images, encoding excluded and included;
 4. index size on disk;
 5. leave-one-out mAP and MAP@100 of the word track (BM25 in the engine) next to
@@ -33,20 +33,25 @@ DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "imag
 
 
 class RssSampler(threading.Thread):
-    """Sums VmRSS of this process and all its descendants every `every` seconds."""
+    """Sums the memory of this process and all its descendants every `every` seconds.
+
+    PSS (proportional set size) rather than RSS: decoding workers are forked
+    and share the parent's pages (torch, the model); RSS would count those
+    pages once per worker.
+    """
 
     def __init__(self, every: float = 0.25):
         super().__init__(daemon=True)
         self.every, self.peak, self.samples, self._halt = every, 0, [], threading.Event()
 
     @staticmethod
-    def tree_rss(pid: int) -> int:
+    def tree_pss(pid: int) -> int:
         total, stack = 0, [pid]
         while stack:
             p = stack.pop()
             try:
-                with open(f"/proc/{p}/status") as f:
-                    total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) * 1024
+                with open(f"/proc/{p}/smaps_rollup") as f:
+                    total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) * 1024
                 for task in os.listdir(f"/proc/{p}/task"):
                     with open(f"/proc/{p}/task/{task}/children") as f:
                         stack.extend(int(c) for c in f.read().split())
@@ -56,7 +61,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
-            rss = self.tree_rss(os.getpid())
+            rss = self.tree_pss(os.getpid())
             self.peak = max(self.peak, rss)
             self.samples.append((time.time(), rss))
             time.sleep(self.every)
@@ -92,7 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
     ap.add_argument("--queries", type=int, default=200, help="query images for the latency numbers")
-    ap.add_argument("--loo", default="all", help="leave-one-out queries: 'all' or a number (evenly spaced)")
+    ap.add_argument("--loo", default="all", help="leave-one-out queries: 'all', a number (evenly spaced), or 0")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--index", type=Path, default=None, help="index folder (default: a temp folder)")
@@ -100,13 +105,20 @@ def main() -> None:
 
     tok = Tokenizer.from_model()
     index = args.index or Path(tempfile.mkdtemp(prefix="vqgram-bench-")) / "index"
-    # id -> (label, {word: count}, float16 embedding): ~5 kB an image, so the RSS numbers stay the pipeline's
-    kept: dict[str, tuple[str, dict[str, int], np.ndarray]] = {}
+    # id -> (label, word ids, their counts, float16 embedding): a few kB an image, so the memory
+    # numbers stay the pipeline's
+    kept: dict[str, tuple[str, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def keep(files, encoded):
         emb = encoded.embedding.numpy().astype(np.float16)
+        counts = encoded.counts.numpy()
         for row, f in enumerate(files):
-            kept[f.sha] = (f.label, tok.kgrams.to_dict(encoded.counts[row]), emb[row])
+            nz = np.flatnonzero(counts[row]).astype(np.int32)
+            kept[f.sha] = (f.label, nz, counts[row, nz].astype(np.uint16), emb[row])
+
+    def words_of(doc_id: str) -> dict[str, int]:
+        _, nz, c = kept[doc_id][:3]
+        return dict(zip(tok.kgrams.vocab[nz].tolist(), c.tolist()))
 
     sampler = RssSampler()
     sampler.start()
@@ -119,7 +131,7 @@ def main() -> None:
     handle = open_index(index)
     ids = sorted(kept)
     labels = np.array([kept[i][0] for i in ids])
-    emb = np.stack([kept[i][2] for i in ids]).astype(np.float32)
+    emb = np.stack([kept[i][3] for i in ids]).astype(np.float32)
     meta = handle.backend.stored()
     every = max(1, len(meta) // 1200)
     sample_files = [probe(Path(m.path), args.folder.resolve()) for m in list(meta.values())[::every]]
@@ -128,7 +140,7 @@ def main() -> None:
           f"batches; ratio {report.images_per_second / bb:.0%}")
     samples = sampler.samples
     marks = [samples[int(len(samples) * q) - 1][1] / 1e9 for q in (0.25, 0.5, 0.75, 1.0)]
-    print(f"peak RSS (process + workers) {sampler.peak / 1e9:.2f} GB; at 25/50/75/100% of the run: "
+    print(f"peak PSS (process + workers) {sampler.peak / 1e9:.2f} GB; at 25/50/75/100% of the run: "
           + " / ".join(f"{m:.2f}" for m in marks) + " GB")
     print(f"index size {size_on_disk(index) / 1e6:.1f} MB for {report.total} documents "
           f"({size_on_disk(index) / report.total / 1e3:.1f} kB/doc)")
@@ -150,6 +162,8 @@ def main() -> None:
     print(f"\n== query latency over {len(qidx)} images (k=10)\nsearch only: {percentiles(search_ms)}\n"
           f"encode + search: {percentiles(total_ms)}")
 
+    if args.loo == "0":
+        return
     # leave-one-out quality
     n = len(ids)
     loo = range(n) if args.loo == "all" else range(0, n, max(1, n // int(args.loo)))
@@ -158,7 +172,7 @@ def main() -> None:
     rel_words = np.zeros((len(loo), n - 1), dtype=bool)
     t0 = time.time()
     for row, q in enumerate(loo):
-        hits = handle.backend.search_words(term_weights(kept[ids[q]][1]), k=n)
+        hits = handle.backend.search_words(term_weights(words_of(ids[q])), k=n)
         order = [pos[h.id] for h in hits if h.id != ids[q]]
         seen = set(order)
         order += [i for i in range(n) if i not in seen and i != q]  # unmatched documents last, by id

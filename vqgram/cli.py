@@ -192,6 +192,36 @@ def info(index, as_json):
     click.echo("tokenizer  " + json.dumps(facts["manifest"], indent=2).replace("\n", "\n           "))
 
 
+@main.command("eval")
+@click.argument("db", type=click.Path())
+@click.option("--queries", type=click.Path(), default=None, help="Query folder (default: leave-one-out over DB).")
+@click.option("--mode", "modes", multiple=True, default=("bm25", "dense", "hybrid", "funnel"),
+              help="bm25, tfidf, jaccard, dense, dense@D, hybrid, funnel; repeat for several.")
+@click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
+@click.option("--layout", type=click.Choice(["auto", "folder", "gpr1200"]), default="auto")
+@tokenizer_options
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows as JSON.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write tables, plots, TREC runs and example pages here.")
+@friendly
+def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, json_out, report_dir):
+    """Compare search modes on a labelled folder (label = sub-folder name)."""
+    from .eval.report import markdown_table, results_json, write_report
+    from .eval.runner import evaluate
+
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    result = evaluate(Path(db), modes, tok, queries=Path(queries) if queries else None, backend=backend,
+                      layout=layout)
+    click.echo(markdown_table(result.rows))
+    if json_out:
+        Path(json_out).write_text(results_json(result.rows))
+    if report_dir:
+        from .eval.runner import write_trec_runs
+
+        write_report(report_dir, result.rows, title=f"vqgram evaluation of {db}")
+        write_trec_runs(result, Path(report_dir))
+
+
 @main.group()
 def train() -> None:
     """Fit model heads on a folder of images."""

@@ -1,0 +1,103 @@
+"""Lucene vs Tantivy on one folder: build time, size, query latency, HNSW recall@10.
+
+    python bench/backend_bench.py [FOLDER] [--queries 200] [--dense-dims 256]
+
+Images are encoded once; every engine then indexes the same documents, so
+build times compare the engines, not the network (the encode time is printed
+once beside them). Latencies are per query over `--queries` evenly spaced
+indexed images (their own words and embedding as the query; k = 10).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vqgram import Tokenizer
+from vqgram.indexer.backend import ImageDoc, size_on_disk
+from vqgram.indexer.pipeline import plan_changes
+from vqgram.indexer.store import backend_class
+from vqgram.searcher.fusion import fuse
+from vqgram.searcher.queries import term_weights
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette" / "train"
+
+
+def encode_folder(tok: Tokenizer, folder: Path) -> tuple[list[ImageDoc], list[dict[str, int]], float]:
+    start = time.time()
+    files = plan_changes(folder, {}).todo
+    docs, words = [], []
+    for ok, enc, _bad in tok.encode_files(files, batch_size=32, workers=2):
+        counts, vectors = enc.counts.numpy(), enc.embedding.numpy()
+        for row, i in enumerate(ok):
+            f = files[i]
+            docs.append(ImageDoc(f.sha, f.path, f.label, f.width, f.height, f.mtime, f.size,
+                                 tok.kgrams.to_text(counts[row]), vectors[row]))
+            words.append(tok.kgrams.to_dict(counts[row]))
+    return docs, words, time.time() - start
+
+
+def build(name: str, options: dict, docs: list[ImageDoc], root: Path):
+    path = root / name.replace(" ", "-")
+    engine = backend_class(name.split()[0]).create(path, **options)
+    start = time.time()
+    for s in range(0, len(docs), 256):
+        engine.add(docs[s : s + 256])
+    engine.commit()
+    return engine, time.time() - start, size_on_disk(path)
+
+
+def timed(fn, queries) -> tuple[list[float], list]:
+    ms, results = [], []
+    for q in queries:
+        t = time.perf_counter()
+        results.append(fn(q))
+        ms.append((time.perf_counter() - t) * 1e3)
+    return ms, results
+
+
+def p(ms) -> str:
+    return f"{np.percentile(ms, 50):7.1f} / {np.percentile(ms, 95):7.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--dense-dims", type=int, default=256)
+    args = ap.parse_args()
+
+    tok = Tokenizer.from_model()
+    docs, words, encode_s = encode_folder(tok, args.folder)
+    print(f"encoded {len(docs)} images in {encode_s:.0f} s ({len(docs) / encode_s:.1f} images/s), once for all engines")
+    qs = list(range(0, len(docs), max(1, len(docs) // args.queries)))[: args.queries]
+    root = Path(tempfile.mkdtemp(prefix="vqgram-engines-"))
+    lucene = {"dense_dims": args.dense_dims}
+    engines = {"tantivy": {}, "lucene": lucene, "lucene int8": {**lucene, "int8": True}}
+    print(f"\n{'engine':14s} {'build s':>8s} {'size MB':>8s}   latency p50 / p95 ms: "
+          f"{'bm25':>15s} {'dense':>15s} {'hybrid':>15s}   recall@10 vs exact")
+    for name, options in engines.items():
+        engine, build_s, size = build(name, options, docs, root)
+        weights = [term_weights(words[q]) for q in qs]
+        bm25_ms, bm25_runs = timed(lambda i: engine.search_words(weights[i], 100), range(len(qs)))
+        dense_ms, dense_runs = timed(lambda i: engine.search_vector(docs[qs[i]].vector, 100), range(len(qs)))
+        fuse_ms, _ = timed(lambda i: fuse([bm25_runs[i], dense_runs[i]], 10), range(len(qs)))
+        hybrid_ms = [a + b + c for a, b, c in zip(bm25_ms, dense_ms, fuse_ms)]
+        recall = "exact search"
+        if name.startswith("lucene"):
+            hits = []
+            for q in qs:
+                approx = {h.id for h in engine.search_vector(docs[q].vector, 10)}
+                exact = {h.id for h in engine.search_vector(docs[q].vector, 10, exact=True, dims=args.dense_dims)}
+                hits.append(len(approx & exact) / 10)
+            recall = f"{np.mean(hits):.3f} (HNSW on the {args.dense_dims}-d prefix, ef = 100)"
+        print(f"{name:14s} {build_s:8.1f} {size / 1e6:8.1f}   {'':21s}{p(bm25_ms)} {p(dense_ms)} {p(hybrid_ms)}   {recall}")
+        engine.close()
+    print("\n(bm25 and dense fetch 100 hits each; hybrid = both runs + reciprocal-rank fusion to 10)")
+
+
+if __name__ == "__main__":
+    main()

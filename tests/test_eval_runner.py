@@ -1,0 +1,62 @@
+"""`vqgram eval` on the bundled sample: one row per mode, metrics in range, TREC runs that trec_eval agrees with."""
+import json
+
+import pytest
+
+from vqgram.eval.runner import evaluate, mode_options, write_trec_runs
+
+MODES = ("bm25", "dense", "dense@16", "hybrid", "funnel")
+
+
+@pytest.fixture(scope="module")
+def evaluation(photos, tokenizer, tmp_path_factory):
+    return evaluate(photos, MODES, tokenizer, work_dir=tmp_path_factory.mktemp("eval"), latency_queries=5)
+
+
+def test_one_row_per_mode_with_the_contract_fields(evaluation):
+    rows = {r["mode"]: r for r in evaluation.rows}
+    assert tuple(rows) == MODES
+    for r in rows.values():
+        assert {"map", "map@35", "p@10", "query_ms_p50", "query_ms_p95", "index_bytes", "build_s"} <= set(r)
+        assert 0 < r["map"] <= 1 and r["query_ms_p50"] > 0 and r["index_bytes"] > 0
+    assert rows["dense@16"]["dims"] == 16
+    chance = 5 / 35  # 6 photos a class: 5 relevant among the 35 others
+    assert all(r["map"] > 2 * chance for r in rows.values())
+    assert set(rows["bm25"]["labels"]) == {"tench", "church", "parachute", "golf_ball", "garbage_truck", "french_horn"}
+
+
+def test_rankings_leave_the_query_out(evaluation):
+    ranked = evaluation.rankings["bm25"]
+    assert ranked.shape == (36, 35)
+    assert all(q not in row for q, row in enumerate(ranked))
+
+
+def test_mode_names_are_checked():
+    assert mode_options("dense@32").dims == 32
+    with pytest.raises(ValueError, match="unknown mode 'bm26'"):
+        mode_options("bm26")
+    with pytest.raises(ValueError, match="dense@D"):
+        mode_options("bm25@8")
+
+
+@pytest.mark.jvm
+def test_trec_eval_agrees_with_our_map(evaluation, tmp_path):
+    from vqgram.eval.trec import run_filename, trec_eval
+
+    write_trec_runs(evaluation, tmp_path)
+    ours = {r["mode"]: r["map"] for r in evaluation.rows}
+    theirs = trec_eval(tmp_path / "qrels.txt", tmp_path / run_filename("dense"))["map"]
+    assert theirs == pytest.approx(ours["dense"], abs=1e-4)
+
+
+def test_the_eval_command_writes_json(photos, tmp_path):
+    from click.testing import CliRunner
+
+    from vqgram.cli import main
+
+    out = tmp_path / "rows.json"
+    result = CliRunner().invoke(main, ["-q", "eval", str(photos), "--mode", "bm25", "--mode", "dense@8",
+                                       "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["results"]
+    assert [r["mode"] for r in rows] == ["bm25", "dense@8"]

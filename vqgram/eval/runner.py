@@ -1,0 +1,167 @@
+"""Modes x dataset -> one result row per mode (ARCHITECTURE.md, "Evaluation contract").
+
+The database is indexed once (its build time and size are every row's); word
+counts and embeddings are kept from that pass, so leave-one-out queries cost
+only their searches, and adding a mode costs only its search. Quality is
+measured over full rankings (documents a mode did not return rank last, by
+id); latency is timed separately at k = 10 on a sample of queries.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..images import file_sha, probe
+from ..indexer.backend import size_on_disk
+from ..indexer.pipeline import index_folder
+from ..searcher.searcher import MODES, SearchOptions, Searcher
+from ..tokenizer.encoder import Tokenizer
+from . import metrics
+from .datasets import Dataset, QueryPlan, label_means, load_dataset, query_plan, subset_means
+
+log = logging.getLogger("vqgram")
+
+
+def mode_options(name: str, base: SearchOptions = SearchOptions()) -> SearchOptions:
+    """'bm25', 'dense', 'dense@32', 'hybrid', 'funnel', ... -> SearchOptions (dense scans exactly)."""
+    mode, _, dims = name.partition("@")
+    if mode not in MODES or (dims and mode != "dense"):
+        raise ValueError(f"unknown mode {name!r}; choose from {', '.join(MODES)}, or dense@D for a prefix of D dims")
+    return replace(base, mode=mode, dims=int(dims) if dims else base.dims, exact=True)
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate` measured: the rows, and each mode's ranked database positions."""
+
+    dataset: Dataset
+    plan: QueryPlan
+    rows: list[dict]
+    rankings: dict[str, np.ndarray]  # mode -> (Q, N) database positions, best first
+
+
+def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: Path | None = None,
+             backend: str = "tantivy", layout: str = "auto", work_dir: Path | None = None,
+             latency_queries: int = 100, base: SearchOptions = SearchOptions(), **backend_options) -> Evaluation:
+    options = {m: mode_options(m, base) for m in modes}
+    dataset = load_dataset(Path(db), queries=queries, layout=layout)
+    plan = query_plan(dataset)
+    index = Path(work_dir or tempfile.mkdtemp(prefix="vqgram-eval-")) / "index"
+    features: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+
+    def keep(files, encoded):
+        for row, f in enumerate(files):
+            features[f.sha] = (tokenizer.kgrams.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
+
+    report = index_folder(Path(dataset.root), index, tokenizer, backend=backend, on_batch=keep, **backend_options)
+    build_s, index_bytes = report.seconds, size_on_disk(index)
+    position = {}  # document id -> database position
+    for i, item in enumerate(dataset.items):
+        position.setdefault(file_sha(Path(item.path)), i)
+    query_features = _query_features(dataset, plan, tokenizer, features)
+    rows, rankings = [], {}
+    with Searcher(index, tokenizer) as searcher:
+        n = searcher.handle.backend.count()
+        for name, opts in options.items():
+            start = time.time()
+            ranked = np.stack([_full_ranking(searcher, w, v, opts, n, position, len(dataset.items))
+                               for w, v in query_features])
+            if plan.exclude_self:
+                ranked = _drop_self(ranked, plan.self_ids)
+            rankings[name] = ranked
+            latency = _latency(searcher, query_features, opts, latency_queries)
+            rows.append(_row(name, ranked, plan, dataset, latency, index_bytes, build_s))
+            log.info("%s: mAP %.4f (%.0f s)", name, rows[-1]["map"], time.time() - start)
+    return Evaluation(dataset, plan, rows, rankings)
+
+
+def _query_features(dataset, plan, tokenizer, features):
+    """(words, embedding) per query: from the indexing pass, or encoded once for a query folder."""
+    if dataset.queries is None:
+        return [features[file_sha(Path(item.path))] for item in plan.queries]
+    root = Path(dataset.query_root)
+    files = [probe(Path(q.path), root) for q in plan.queries]
+    out = [None] * len(files)
+    for ok, enc, bad in tokenizer.encode_files(files):
+        for row, i in enumerate(ok):
+            out[i] = (tokenizer.kgrams.to_dict(enc.counts[row]), enc.embedding[row].numpy())
+        for i, reason in bad:
+            raise ValueError(f"cannot read query image {files[i].path}: {reason}")
+    return out
+
+
+def _full_ranking(searcher, words, vector, opts, n, position, n_db) -> np.ndarray:
+    """Database positions of every document for one query: the mode's hits, then the rest by position."""
+    if opts.mode == "funnel":  # funnel head, then the shortlist prefix's own order for the tail
+        head = searcher.search_encoded(words, vector, opts.stages[-1].shortlist, opts)
+        tail = searcher.search_encoded(words, vector, n, replace(opts, mode="dense", dims=opts.stages[0].dim))
+        hits = head + tail
+    else:
+        hits = searcher.search_encoded(words, vector, n, replace(opts, depth=n))
+    seen, order = set(), []
+    for h in hits:
+        p = position.get(h.id)
+        if p is not None and p not in seen:
+            seen.add(p)
+            order.append(p)
+    order += [p for p in range(n_db) if p not in seen]
+    return np.array(order)
+
+
+def _drop_self(ranked: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
+    keep = ranked != self_ids[:, None]
+    return ranked[keep].reshape(len(ranked), -1)
+
+
+def _latency(searcher, query_features, opts, count) -> list[float]:
+    step = max(1, len(query_features) // max(count, 1))
+    fast = replace(opts, exact=False)
+    ms = []
+    for words, vector in query_features[::step][:count]:
+        t = time.perf_counter()
+        searcher.search_encoded(words, vector, 10, fast)
+        ms.append((time.perf_counter() - t) * 1e3)
+    return ms
+
+
+def _row(name, ranked, plan, dataset, latency, index_bytes, build_s) -> dict:
+    rel = metrics.relevance_matrix(plan.query_labels, ranked, plan.db_labels)
+    cut = min(100, rel.shape[1])
+    ap = metrics.average_precision(rel, plan.n_relevant)
+    row = {
+        "mode": name,
+        "map": metrics.mean_average_precision(rel, plan.n_relevant).value,
+        f"map@{cut}": metrics.mean_average_precision_at_k(rel, plan.n_relevant, cut).value,
+        "p@10": metrics.mean_precision_at_k(rel, min(10, rel.shape[1])).value,
+        "r@10": metrics.mean_recall_at_k(rel, plan.n_relevant, min(10, rel.shape[1])).value,
+        "query_ms_p50": float(np.percentile(latency, 50)),
+        "query_ms_p95": float(np.percentile(latency, 95)),
+        "index_bytes": index_bytes,
+        "build_s": round(build_s, 1),
+        "labels": label_means(ap, plan.queries),
+    }
+    if "@" in name:
+        row["dims"] = int(name.split("@")[1])
+    if dataset.subsets:
+        row["subsets"] = subset_means(ap, dataset)
+    return row
+
+
+def write_trec_runs(result: Evaluation, folder: Path) -> None:
+    """qrels.txt and one run.<mode>.txt per mode (top 1000), so trec_eval can score them independently."""
+    from .trec import doc_id, plan_qrels, run_filename, write_qrels, write_run
+
+    root = result.dataset.root
+    docids = [doc_id(item.path, root) for item in result.dataset.items]
+    qroot = result.dataset.query_root or root
+    qids = [doc_id(q.path, qroot) for q in result.plan.queries]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_qrels(folder / "qrels.txt", plan_qrels(result.plan, docids, qids))
+    for mode, ranked in result.rankings.items():
+        write_run(folder / run_filename(mode), qids, [[docids[p] for p in row[:1000]] for row in ranked])
