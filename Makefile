@@ -17,6 +17,7 @@ demo: $(STAMP)
 	rm -rf runs/demo-index
 	$(BIN)/vqgram index examples/photos --index runs/demo-index
 	$(BIN)/vqgram search runs/demo-index --image examples/queries/tench.jpg -k 5
+	$(BIN)/vqgram search runs/demo-index --image examples/queries/tench.jpg -k 5 --mode hybrid
 	$(BIN)/vqgram search runs/demo-index --query 'label:parachute' -k 3
 	$(BIN)/vqgram info runs/demo-index
 

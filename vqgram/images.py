@@ -147,40 +147,51 @@ def load_resized(path: str | Path, max_size: int, multiple: int, resample: str =
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
 
 
+def normalize(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> normalised float32 (B, 3, H, W), channels_last in memory."""
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255)
+    return x.sub_(torch.tensor(mean).view(1, 3, 1, 1)).div_(torch.tensor(std).view(1, 3, 1, 1))
+
+
 def to_tensor(img: Image.Image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """HWC uint8 -> normalised CHW float32."""
-    arr = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
-    m = torch.tensor(mean).view(3, 1, 1)
-    s = torch.tensor(std).view(3, 1, 1)
-    return arr.sub_(m).div_(s)
+    """One RGB image -> normalised (3, H, W) float32."""
+    return normalize(np.array(img, dtype=np.uint8)[None], mean, std)[0]
 
 
 class BucketDataset(torch.utils.data.Dataset):
-    """Decodes one pre-bucketed batch per item, so workers return whole batches."""
+    """Decodes one pre-bucketed batch per item, so workers return whole batches.
 
-    def __init__(self, files, batches, max_size, multiple, mean, std, resample):
+    Workers return uint8 numpy arrays (4x smaller than float pixels, pickled
+    through the pipe): torch tensors would travel through shared-memory
+    segments, which grew the workers' memory by hundreds of MB per thousand
+    images here. Normalisation happens in the main process.
+    """
+
+    def __init__(self, files, batches, max_size, multiple, resample):
         self.files, self.batches = files, batches
-        self.max_size, self.multiple = max_size, multiple
-        self.mean, self.std, self.resample = mean, std, resample
+        self.max_size, self.multiple, self.resample = max_size, multiple, resample
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, b: int):
-        """-> (pixels (n, 3, H, W), indices into files that decoded, skipped [(index, reason)])."""
+        """-> (pixels (n, H, W, 3) uint8, indices into files that decoded, skipped [(index, reason)])."""
         idx = self.batches[b]
         first = self.files[idx[0]]
         size = target_size(first.width, first.height, self.max_size, self.multiple)
-        tensors, ok, bad = [], [], []
+        pixels = np.empty((len(idx), size[1], size[0], 3), dtype=np.uint8)
+        ok, bad = [], []
         for i in idx:
             try:
-                img = load_rgb(self.files[i].path, size, self.resample)
-                tensors.append(to_tensor(img, self.mean, self.std))
+                pixels[len(ok)] = np.asarray(load_rgb(self.files[i].path, size, self.resample))
                 ok.append(i)
             except DECODE_ERRORS as exc:
                 bad.append((i, _reason(exc)))
-        pixels = torch.stack(tensors) if tensors else torch.empty(0, 3, size[1], size[0])
-        return pixels, ok, bad
+        return pixels[: len(ok)], ok, bad
+
+
+def _as_is(item):
+    return item
 
 
 def iter_batches(
@@ -196,12 +207,14 @@ def iter_batches(
 ) -> Iterator[tuple[torch.Tensor, list[int], list[tuple[int, str]]]]:
     """Decoded, bucketed batches of `files`, decoded in `workers` processes (0 = in-process)."""
     batches = bucket_batches(files, max_size, multiple, batch_size)
-    dataset = BucketDataset(files, batches, max_size, multiple, mean, std, resample)
+    dataset = BucketDataset(files, batches, max_size, multiple, resample)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=None,
+        collate_fn=_as_is,  # keep numpy: no shared-memory tensors
         num_workers=workers,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
-    yield from loader
+    for pixels, ok, bad in loader:
+        yield normalize(pixels, mean, std), ok, bad

@@ -39,7 +39,7 @@ class Tokenizer:
                    max_size: int = 224) -> "Tokenizer":
         """Load a model folder (default: the packaged one) and wrap it as a tokenizer."""
         folder = Path(path) if path else DEFAULT_MODEL
-        return cls(load_model(folder), kgram, max_size, model_path=str(path or "default"),
+        return cls(load_model(folder), kgram, max_size, model_path=str(folder.resolve()) if path else "default",
                    model_sha256=weights_sha256(folder))
 
     @property
