@@ -49,6 +49,19 @@ def test_trec_eval_agrees_with_our_map(evaluation, tmp_path):
     assert theirs == pytest.approx(ours["dense"], abs=1e-4)
 
 
+def test_pr_curves_and_examples_feed_the_report(evaluation, tmp_path):
+    from vqgram.eval.report import write_report
+    from vqgram.eval.runner import examples, pr_curves
+
+    curves = pr_curves(evaluation)
+    recall, precision = curves["dense"]
+    assert recall[0] == 0 and recall[-1] == 1 and all(a >= b - 1e-12 for a, b in zip(precision, precision[1:]))
+    shown = examples(evaluation, queries=2, k=3)
+    assert len(shown) == 2 * len(MODES) and all(len(e.hits) == 3 for e in shown)
+    written = write_report(tmp_path, evaluation.rows, curves, shown)
+    assert "examples.html" in written and written["examples.html"].read_text().count("<img") >= 2 * len(MODES)
+
+
 def test_the_eval_command_writes_json(photos, tmp_path):
     from click.testing import CliRunner
 

@@ -125,3 +125,12 @@ def test_bad_inputs_are_named():
         average_precision_at_k(np.array([[1, 0]]), [1], 5)
     with pytest.raises(ValueError, match="2 entries for 1 queries"):
         average_precision(np.array([[1, 0]]), [1, 1])
+
+
+def test_precision_recall_curve_by_hand():
+    from vqgram.eval.metrics import precision_recall_curve
+
+    # relevant at ranks 1 and 3 of 4, R = 2: precision 1, 1/2, 2/3, 1/2; recall .5, .5, 1, 1
+    recall, precision = precision_recall_curve(np.array([[1, 0, 1, 0]], bool), np.array([2]), levels=3)
+    assert recall.tolist() == [0.0, 0.5, 1.0]
+    assert precision == pytest.approx([1.0, 1.0, 2 / 3])

@@ -216,9 +216,9 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
     if json_out:
         Path(json_out).write_text(results_json(result.rows))
     if report_dir:
-        from .eval.runner import write_trec_runs
+        from .eval.runner import examples, pr_curves, write_trec_runs
 
-        write_report(report_dir, result.rows, title=f"vqgram evaluation of {db}")
+        write_report(report_dir, result.rows, pr_curves(result), examples(result), title=f"vqgram evaluation of {db}")
         write_trec_runs(result, Path(report_dir))
 
 

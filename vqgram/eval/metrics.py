@@ -36,6 +36,7 @@ __all__ = [
     "mean_average_precision_at_k",
     "mean_precision_at_k",
     "mean_recall_at_k",
+    "precision_recall_curve",
     "rank_by_score",
     "relevance_matrix",
 ]
@@ -174,3 +175,23 @@ def rank_by_score(scores: np.ndarray, k: int | None = None) -> np.ndarray:
 def relevance_matrix(query_labels: np.ndarray, ranked_ids: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
     """rel[q, i] = db_labels[ranked_ids[q, i]] == query_labels[q]."""
     return np.asarray(db_labels)[ranked_ids] == np.asarray(query_labels)[:, None]
+
+
+def precision_recall_curve(rel: np.ndarray, n_relevant: np.ndarray, levels: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolated precision at `levels` evenly spaced recall points (0, 0.1, ... 1), averaged over
+    the queries with R > 0: at recall r, the best precision at any rank whose recall is >= r (TREC's 11-point)."""
+    rel, n_relevant = _check(rel, n_relevant)
+    keep = n_relevant > 0
+    rel, n_relevant = rel[keep], n_relevant[keep]
+    hits = np.cumsum(rel, axis=1)
+    precision = hits / np.arange(1, rel.shape[1] + 1)
+    recall = hits / n_relevant[:, None]
+    # best precision from each rank onwards, then look it up at the first rank reaching each recall point
+    best_after = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    points = np.linspace(0, 1, levels)
+    curve = np.zeros((len(rel), levels))
+    for j, r in enumerate(points):
+        reached = recall >= r - 1e-12
+        first = reached.argmax(axis=1)
+        curve[:, j] = np.where(reached.any(axis=1), best_after[np.arange(len(rel)), first], 0.0)
+    return points, curve.mean(axis=0) if len(rel) else curve.sum(axis=0)

@@ -45,7 +45,7 @@ class Hit:
     """One ranked result shown on the example page."""
 
     path: str
-    score: float
+    score: float | None  # None: ranked, score not kept
     relevant: bool
 
 
@@ -294,7 +294,7 @@ def write_examples(
         parts.append(_figure(folder, ex.query, "query-image", "query", thumb_px))
         for rank, hit in enumerate(ex.hits, start=1):
             kind = "rel" if hit.relevant else "nonrel"
-            parts.append(_figure(folder, hit.path, f"hit {kind}", f"{rank}. {hit.score:.4g}", thumb_px))
+            parts.append(_figure(folder, hit.path, f"hit {kind}", f"{rank}. {hit.score:.4g}" if hit.score is not None else f"{rank}.", thumb_px))
         parts.append("</section>")
     parts.append("</body></html>\n")
     path = folder / "examples.html"

@@ -165,3 +165,25 @@ def write_trec_runs(result: Evaluation, folder: Path) -> None:
     write_qrels(folder / "qrels.txt", plan_qrels(result.plan, docids, qids))
     for mode, ranked in result.rankings.items():
         write_run(folder / run_filename(mode), qids, [[docids[p] for p in row[:1000]] for row in ranked])
+
+
+def pr_curves(result: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{mode: (recall points, interpolated precision)} for the report's precision-recall plot."""
+    plan = result.plan
+    return {mode: metrics.precision_recall_curve(
+                metrics.relevance_matrix(plan.query_labels, ranked, plan.db_labels), plan.n_relevant)
+            for mode, ranked in result.rankings.items()}
+
+
+def examples(result: Evaluation, queries: int = 4, k: int = 8) -> list:
+    """The first hits of a few evenly spaced queries, per mode, for the report's contact sheet."""
+    from .report import Example, Hit
+
+    plan, items = result.plan, result.dataset.items
+    picks = range(0, len(plan.queries), max(1, len(plan.queries) // queries))
+    out = []
+    for q in list(picks)[:queries]:
+        for mode, ranked in result.rankings.items():
+            hits = [Hit(items[p].path, None, bool(plan.db_labels[p] == plan.query_labels[q])) for p in ranked[q][:k]]
+            out.append(Example(mode, plan.queries[q].path, hits, plan.queries[q].label))
+    return out
