@@ -78,8 +78,17 @@ class Backend(Protocol):
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """(ids, (N, D) float32 L2-normalised embeddings) of the committed documents."""
 
-    def search_words(self, weights: dict[str, float], k: int) -> list[Hit]:
-        """BM25 over `words`: a disjunction of term queries boosted by weight."""
+    def search_words(self, weights: dict[str, float], k: int, similarity: str = "bm25",
+                     k1: float = 1.2, b: float = 0.75) -> list[Hit]:
+        """A disjunction of term queries over `words`, boosted by weight, ranked by `similarity`
+        ("bm25", "tfidf" or "jaccard"); ValueError for a similarity the engine lacks."""
+
+    def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
+                      exact: bool = False) -> list[Hit]:
+        """Nearest embeddings by cosine on their first `dims` dimensions (HNSW where the engine has it)."""
+
+    def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
+        """Hits for documents named by id, carrying the given scores, in (-score, id) order."""
 
     def search_text(self, query: str, k: int) -> list[Hit]:
         """The engine's own query syntax over `words` and the metadata fields."""
