@@ -30,3 +30,9 @@ def tokenizer():
     from vqgram import Tokenizer
 
     return Tokenizer.from_model()
+
+
+@pytest.fixture(autouse=True)
+def _private_feature_cache(tmp_path_factory, monkeypatch):
+    """Commands that cache feature maps write into a temp folder, never into the user's home."""
+    monkeypatch.setenv("VQGRAM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

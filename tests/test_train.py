@@ -1,11 +1,13 @@
 """Training a VQ head writes a model folder that loads back and tokenizes (resnet50 path with random weights)."""
 import json
 
+import pytest
 import torch
 
 from vqgram import KGramConfig, Tokenizer, VQConfig
 from vqgram.tokenizer.model import load_model, weights_sha256
-from vqgram.tokenizer.train import distill_loss, train_vq_model
+from vqgram.tokenizer.train import CachedFeatures, distill_loss, init_from_pca, train_vq_model
+from vqgram.tokenizer.vq import VQHead
 
 
 def test_train_save_load_roundtrip(tmp_path, photos, queries):
@@ -48,3 +50,33 @@ def test_train_mrl_adds_a_nested_embedding(tmp_path, photos, queries):
     assert torch.allclose(enc.embedding.norm(dim=-1), torch.ones(1))
     base_vq, new_vq = load_model(tmp_path / "base").vq.state_dict(), load_model(tmp_path / "mrl").vq.state_dict()
     assert all(torch.equal(base_vq[k], new_vq[k]) for k in base_vq)  # the VQ head is kept
+
+
+def _random_cache(channels: int = 32) -> CachedFeatures:
+    fmaps = [torch.randn(8, channels, 4, 4, generator=torch.Generator().manual_seed(0)).half()]
+    return CachedFeatures(fmaps, [], [], [], [])
+
+
+def test_rotations_give_every_head_the_same_top_subspace() -> None:
+    head = VQHead(32, VQConfig(heads=4, codebook_dim=6, codebook_size=8))
+    init_from_pca(head, _random_cache(), "rotations")
+    w = head.vq.project_in.weight.double().view(4, 6, 32)
+    eye = torch.eye(6, dtype=torch.float64)
+    for h in range(4):
+        assert torch.allclose(w[h] @ w[h].T, eye, atol=1e-5)  # an orthonormal basis ...
+        cross = w[0] @ w[h].T
+        assert torch.allclose(cross @ cross.T, eye, atol=1e-5)  # ... of head 0's subspace
+    assert not torch.allclose(w[0], w[1], atol=1e-3)
+    # project_out inverts project_in on that subspace (the heads' reconstructions averaged)
+    x = head.vq.project_out.bias + w[0].float().T @ torch.randn(6)
+    back = head.vq.project_out(head.vq.project_in(x))
+    assert torch.allclose(back, x, atol=1e-4)
+
+
+def test_slices_read_consecutive_components_and_bad_names_fail() -> None:
+    head = VQHead(32, VQConfig(heads=4, codebook_dim=6, codebook_size=8))
+    init_from_pca(head, _random_cache(), "slices")
+    w = head.vq.project_in.weight.double()
+    assert torch.allclose(w @ w.T, torch.eye(24, dtype=torch.float64), atol=1e-5)  # 24 distinct components
+    with pytest.raises(ValueError, match="unknown projection 'pca'"):
+        init_from_pca(head, _random_cache(), "pca")

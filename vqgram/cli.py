@@ -65,6 +65,21 @@ def tokenizer_options(fn):
     return fn
 
 
+def cache_options(fn):
+    """--cache DIR / --no-cache, handed to the command as cache_root (None: no feature cache)."""
+
+    @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+                  help="Feature-map cache folder (default: $VQGRAM_CACHE/features or ~/.cache/vqgram/features).")
+    @click.option("--no-cache", is_flag=True, help="Neither read nor write cached feature maps.")
+    @functools.wraps(fn)
+    def wrapper(*args, cache_dir, no_cache, **kwargs):
+        from .tokenizer.feature_cache import default_root
+
+        return fn(*args, cache_root=None if no_cache else Path(cache_dir) if cache_dir else default_root(), **kwargs)
+
+    return wrapper
+
+
 def make_tokenizer(model, kgram, kernel, padding, stride, max_size):
     from .tokenizer.encoder import Tokenizer
 
@@ -203,15 +218,18 @@ def info(index, as_json):
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows as JSON.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write tables, plots, TREC runs and example pages here.")
+@cache_options
 @friendly
-def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, json_out, report_dir):
+def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, json_out, report_dir,
+          cache_root):
     """Compare search modes on a labelled folder (label = sub-folder name)."""
     from .eval.report import markdown_table, results_json, write_report
     from .eval.runner import evaluate
 
     tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    cache = tok.feature_cache(cache_root) if cache_root else None
     result = evaluate(Path(db), modes, tok, queries=Path(queries) if queries else None, backend=backend,
-                      layout=layout)
+                      layout=layout, cache=cache)
     click.echo(markdown_table(result.rows))
     if json_out:
         Path(json_out).write_text(results_json(result.rows))
@@ -239,15 +257,19 @@ def train() -> None:
 @click.option("--dead-code", "threshold_ema_dead_code", type=click.IntRange(0), default=VQConfig.threshold_ema_dead_code)
 @click.option("--separate-codebooks/--shared-codebook", default=VQConfig.separate_codebooks,
               help="One codebook per head, or one shared by all heads (the seed study's).")
+@click.option("--projection", type=click.Choice(["rotations", "slices"]), default="rotations",
+              help="Heads read the top PCA components in their own rotations, or consecutive PCA slices.")
 @click.option("--kmeans-passes", type=click.IntRange(1), default=2, help="EMA k-means passes over the cells.")
 @click.option("--epochs", type=click.IntRange(0), default=0, help="Distillation epochs after k-means.")
 @click.option("--lr", type=float, default=1e-4, help="Distillation learning rate.")
 @click.option("--labels", "use_labels", is_flag=True, help="Also learn the folder labels (sub-folder names).")
 @click.option("--max-size", type=click.IntRange(32), default=224)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Train on at most N images (evenly spread).")
+@cache_options
 @friendly
 def train_vq(folder, out, backbone, weights, heads, codebook_dim, codebook_size, commitment_weight,
-             threshold_ema_dead_code, separate_codebooks, kmeans_passes, epochs, lr, use_labels, max_size, limit):
+             threshold_ema_dead_code, separate_codebooks, projection, kmeans_passes, epochs, lr, use_labels, max_size,
+             limit, cache_root):
     """Fit the VQ head on FOLDER (no labels): PCA + k-means codes, optionally refined by distillation.
 
     Distillation: the quantized map, pooled and read by the backbone's own frozen
@@ -258,8 +280,8 @@ def train_vq(folder, out, backbone, weights, heads, codebook_dim, codebook_size,
     vq = VQConfig(heads, codebook_dim, codebook_size, commitment_weight, threshold_ema_dead_code,
                   separate_codebooks=separate_codebooks)
     card = train_vq_model(Path(folder), Path(out), backbone=backbone, weights=weights, vq=vq,
-                          kmeans_passes=kmeans_passes, epochs=epochs, lr=lr, use_labels=use_labels,
-                          max_size=max_size, limit=limit)
+                          projection=projection, kmeans_passes=kmeans_passes, epochs=epochs, lr=lr,
+                          use_labels=use_labels, max_size=max_size, limit=limit, cache_root=cache_root)
     click.echo(json.dumps(card, indent=2))
 
 
@@ -277,8 +299,10 @@ def train_vq(folder, out, backbone, weights, heads, codebook_dim, codebook_size,
 @click.option("--labels", "use_labels", is_flag=True, help="Learn the folder labels instead of distilling.")
 @click.option("--max-size", type=click.IntRange(32), default=224)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Train on at most N images (evenly spread).")
+@cache_options
 @friendly
-def train_mrl(folder, out, base, dim, efficient, relational_weight, epochs, lr, use_labels, max_size, limit):
+def train_mrl(folder, out, base, dim, efficient, relational_weight, epochs, lr, use_labels, max_size, limit,
+              cache_root):
     """Fit a Matryoshka embedding head on FOLDER (nested loss; no labels needed)."""
     from .config import MatryoshkaConfig
     from .tokenizer.train import train_mrl_model
@@ -286,7 +310,7 @@ def train_mrl(folder, out, base, dim, efficient, relational_weight, epochs, lr, 
     config = MatryoshkaConfig(dim=dim, efficient=efficient, relational_weight=relational_weight,
                               relational_target="teacher")
     card = train_mrl_model(Path(folder), Path(out), base=Path(base) if base else None, config=config, epochs=epochs,
-                           lr=lr, use_labels=use_labels, max_size=max_size, limit=limit)
+                           lr=lr, use_labels=use_labels, max_size=max_size, limit=limit, cache_root=cache_root)
     click.echo(json.dumps(card, indent=2))
 
 

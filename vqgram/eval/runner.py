@@ -22,6 +22,7 @@ from ..indexer.backend import size_on_disk
 from ..indexer.pipeline import index_folder
 from ..searcher.searcher import MODES, SearchOptions, Searcher
 from ..tokenizer.encoder import Tokenizer
+from ..tokenizer.feature_cache import FeatureCache
 from . import metrics
 from .datasets import Dataset, QueryPlan, label_means, load_dataset, query_plan, subset_means
 
@@ -48,7 +49,9 @@ class Evaluation:
 
 def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: Path | None = None,
              backend: str = "tantivy", layout: str = "auto", work_dir: Path | None = None,
-             latency_queries: int = 100, base: SearchOptions = SearchOptions(), **backend_options) -> Evaluation:
+             latency_queries: int = 100, base: SearchOptions = SearchOptions(), cache: FeatureCache | None = None,
+             **backend_options) -> Evaluation:
+    """Index `db` once, then rank every query by every mode (see the module docstring)."""
     options = {m: mode_options(m, base) for m in modes}
     dataset = load_dataset(Path(db), queries=queries, layout=layout)
     plan = query_plan(dataset)
@@ -59,12 +62,13 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
         for row, f in enumerate(files):
             features[f.sha] = (tokenizer.kgrams.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
 
-    report = index_folder(Path(dataset.root), index, tokenizer, backend=backend, on_batch=keep, **backend_options)
+    report = index_folder(Path(dataset.root), index, tokenizer, backend=backend, on_batch=keep,
+                          cache=cache, **backend_options)
     build_s, index_bytes = report.seconds, size_on_disk(index)
     position = {}  # document id -> database position
     for i, item in enumerate(dataset.items):
         position.setdefault(file_sha(Path(item.path)), i)
-    query_features = _query_features(dataset, plan, tokenizer, features)
+    query_features = _query_features(dataset, plan, tokenizer, features, cache)
     rows, rankings = [], {}
     with Searcher(index, tokenizer) as searcher:
         n = searcher.handle.backend.count()
@@ -81,14 +85,14 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     return Evaluation(dataset, plan, rows, rankings)
 
 
-def _query_features(dataset, plan, tokenizer, features):
+def _query_features(dataset, plan, tokenizer, features, cache):
     """(words, embedding) per query: from the indexing pass, or encoded once for a query folder."""
     if dataset.queries is None:
         return [features[file_sha(Path(item.path))] for item in plan.queries]
     root = Path(dataset.query_root)
     files = [probe(Path(q.path), root) for q in plan.queries]
     out = [None] * len(files)
-    for ok, enc, bad in tokenizer.encode_files(files):
+    for ok, enc, bad in tokenizer.encode_files(files, cache=cache):
         for row, i in enumerate(ok):
             out[i] = (tokenizer.kgrams.to_dict(enc.counts[row]), enc.embedding[row].numpy())
         for i, reason in bad:

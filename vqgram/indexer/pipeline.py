@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..images import ImageFile, Skipped, probe, walk_images
 from ..tokenizer.encoder import Encoded, Tokenizer
+from ..tokenizer.feature_cache import FeatureCache
 from .backend import DocMeta, ImageDoc
 from .store import IndexHandle, create_or_open
 
@@ -100,20 +101,23 @@ def _is_under(path: str, folder: Path) -> bool:
 
 def index_folder(folder: Path, index: Path, tokenizer: Tokenizer, *, backend: str = "tantivy",
                  batch_size: int = 32, workers: int = 2, commit_every: int = 2048,
-                 progress: bool = True, on_batch: BatchHook | None = None, **backend_options) -> IndexReport:
+                 progress: bool = True, on_batch: BatchHook | None = None, cache: FeatureCache | None = None,
+                 **backend_options) -> IndexReport:
     """Index every image below `folder` into `index` (created if missing).
 
     on_batch(files, encoded) sees every encoded batch (e.g. to keep the word
-    counts and embeddings for an evaluation without encoding twice).
+    counts and embeddings for an evaluation without encoding twice); a feature
+    cache lets images it holds skip decoding and the backbone.
     """
     handle = create_or_open(index, tokenizer, backend, **backend_options)
     try:
-        return _run(folder, handle, tokenizer, batch_size, workers, commit_every, progress, on_batch)
+        return _run(folder, handle, tokenizer, batch_size, workers, commit_every, progress, on_batch, cache)
     finally:
         handle.close()
 
 
-def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_every, progress, on_batch) -> IndexReport:
+def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_every, progress, on_batch,
+         cache) -> IndexReport:
     start = time.time()
     engine = handle.backend
     plan = plan_changes(folder, engine.stored())
@@ -125,7 +129,7 @@ def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_eve
         report.removed = len(plan.remove)
     files, since_commit = plan.todo, 0
     with tqdm(total=len(files), unit="img", desc="indexing", disable=not progress or not files) as bar:
-        for ok, encoded, bad in tokenizer.encode_files(files, batch_size=batch_size, workers=workers):
+        for ok, encoded, bad in tokenizer.encode_files(files, batch_size=batch_size, workers=workers, cache=cache):
             for i, reason in bad:
                 log.warning("skipped %s: %s", files[i].path, reason)
                 report.skipped.append(Skipped(files[i].path, reason))

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ..config import KGramConfig, TokenizerConfig
-from ..images import ImageFile, iter_batches, load_resized, to_tensor
+from ..images import ImageFile, load_resized, to_tensor
+from .feature_cache import FeatureCache, default_root, feature_maps
 from .kgrams import KGramWords
 from .model import DEFAULT_MODEL, VQGramModel, load_model, weights_sha256
 
@@ -49,19 +50,29 @@ class Tokenizer:
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> Encoded:
         """(B, 3, H, W) normalised pixels -> word counts and embeddings."""
-        out = self.model(pixels.contiguous(memory_format=torch.channels_last))
+        return self.encode_features(self.model.features(pixels.contiguous(memory_format=torch.channels_last)))
+
+    @torch.inference_mode()
+    def encode_features(self, fmap: torch.Tensor) -> Encoded:
+        """Backbone feature maps -> word counts and embeddings."""
+        out = self.model.from_features(fmap)
         return Encoded(self.kgrams.count(out.codes), out.embedding)
 
-    def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int = 2
+    def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int = 2,
+                     cache: FeatureCache | None = None
                      ) -> Iterator[tuple[list[int], Encoded, list[tuple[int, str]]]]:
-        """Yield (indices into files, their encodings, [(index, reason) skipped]) per batch."""
-        spec = self.spec
-        for pixels, ok, bad in iter_batches(
-            files, max_size=self.config.max_size, multiple=spec.stride, mean=spec.mean, std=spec.std,
-            resample=spec.interpolation, batch_size=batch_size, workers=workers,
-        ):
-            encoded = self.encode(pixels) if ok else Encoded(torch.empty(0), torch.empty(0))
+        """Yield (indices into files, their encodings, [(index, reason) skipped]) per batch.
+
+        With a feature cache, images it holds skip decoding and the backbone.
+        """
+        for ok, fmap, bad in feature_maps(self.model, files, self.config.max_size, cache=cache,
+                                          batch_size=batch_size, workers=workers):
+            encoded = self.encode_features(fmap) if ok else Encoded(torch.empty(0), torch.empty(0))
             yield ok, encoded, bad
+
+    def feature_cache(self, root: str | Path | None = None) -> FeatureCache:
+        """The cache of this tokenizer's feature maps under `root` (default ~/.cache/vqgram/features)."""
+        return FeatureCache(root or default_root(), self.config.model, self.config.max_size)
 
     def encode_image(self, path: str | Path) -> Encoded:
         """One image (a query): decoded here, resized like indexed images of its shape."""

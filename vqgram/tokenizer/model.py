@@ -54,7 +54,14 @@ class VQGramModel(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(_NOT_SAVED)}
 
     def forward(self, pixels: torch.Tensor) -> ModelOutput:
-        fmap = self.backbone.forward_features(pixels)
+        return self.from_features(self.features(pixels))
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) pixels -> (B, C, H/stride, W/stride) backbone feature map (the costly part)."""
+        return self.backbone.forward_features(pixels)
+
+    def from_features(self, fmap: torch.Tensor) -> ModelOutput:
+        """Feature map -> codes and embedding (cheap: what a feature cache leaves to compute)."""
         codes = self.vq(fmap).codes
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         embedding = self.mrl(pooled) if self.mrl is not None else pooled
