@@ -23,6 +23,7 @@ import logging
 import math
 import numbers
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -34,7 +35,7 @@ log = logging.getLogger("vqgram")
 Row = Mapping[str, Any]
 
 # (key, header) of the contract's metrics, in table order.
-METRICS = (("map", "mAP"), ("map@100", "MAP@100"), ("p@10", "P@10"), ("query_ms_p50", "p50 ms"),
+METRICS = (("map", "mAP"), ("map@100", "MAP@100"), ("p@10", "P@10"), ("r@10", "R@10"), ("query_ms_p50", "p50 ms"),
            ("query_ms_p95", "p95 ms"), ("index_bytes", "index"), ("build_s", "build s"))
 _NESTED = ("subsets", "labels")
 _DIGITS = {"map": 4, "map@100": 4, "p@10": 4, "query_ms_p50": 2, "query_ms_p95": 2, "build_s": 1}
@@ -74,9 +75,11 @@ def _subset_names(rows: Sequence[Row]) -> list[str]:
 
 def _columns(rows: Sequence[Row]) -> list[tuple[str, str]]:
     """(key, header): mode, configuration keys, dims, the metrics present, sub-scores."""
-    known = {"mode", "dims", *_NESTED, *(k for k, _ in METRICS)}
+    cuts = [(k, k.replace("map", "MAP")) for k in dict.fromkeys(k for r in rows for k in r)
+            if re.fullmatch(r"map@\d+", k) and k != "map@100"]  # MAP@k of databases under 100 images
+    known = {"mode", "dims", *_NESTED, *(k for k, _ in METRICS), *(k for k, _ in cuts)}
     extra = dict.fromkeys(k for r in rows for k in r if k not in known)
-    present = [(k, h) for k, h in METRICS if any(k in r for r in rows)]
+    present = [(k, h) for k, h in METRICS[:2] + tuple(cuts) + METRICS[2:] if any(k in r for r in rows)]
     dims = [("dims", "dims")] if any("dims" in r for r in rows) else []
     subsets = [(f"subsets.{n}", n) for n in _subset_names(rows)]
     return [("mode", "mode"), *((k, k) for k in extra), *dims, *present, *subsets]
