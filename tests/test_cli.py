@@ -81,3 +81,12 @@ def test_the_installed_command_runs(index):
     proc = subprocess.run([*exe.split(), "search", str(index), "--query", "label:(x"], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: cannot parse query")
+
+
+def test_search_defaults_are_the_search_options_defaults() -> None:
+    from vqgram.cli import search
+    from vqgram.searcher.searcher import SearchOptions
+
+    defaults = {p.name: p.default for p in search.params}
+    assert defaults["fusion"] == SearchOptions.fusion and tuple(defaults["weights"]) == SearchOptions.weights
+    assert defaults["depth"] == SearchOptions.depth and defaults["k1"] == SearchOptions.k1

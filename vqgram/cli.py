@@ -135,8 +135,10 @@ def parse_stages(value: str):
 @click.option("--dims", type=click.IntRange(1), default=None, help="Dense: embedding prefix (Matryoshka).")
 @click.option("--ef", type=click.IntRange(1), default=None, help="Dense on Lucene: HNSW efSearch.")
 @click.option("--exact", is_flag=True, help="Dense on Lucene: exact scan instead of HNSW.")
-@click.option("--fusion", type=click.Choice(["rrf", "score"]), default="rrf", help="Hybrid: rank or score fusion.")
-@click.option("--weights", type=(float, float), default=(1.0, 1.0), help="Hybrid: weights of words and dense.")
+@click.option("--fusion", type=click.Choice(["score", "rrf"]), default="score",
+              help="Hybrid: min-max score fusion or reciprocal rank fusion.")
+@click.option("--weights", type=(float, float), default=(0.2, 1.0), show_default=True,
+              help="Hybrid: weights of words and dense.")
 @click.option("--depth", type=click.IntRange(1), default=100, help="Hybrid: hits per run before fusing.")
 @click.option("--stages", "stages", default="16:200", callback=lambda c, p, v: parse_stages(v),
               help="Funnel: DIMS:SHORTLIST stages, then rerank at full width.")

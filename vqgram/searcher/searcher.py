@@ -33,8 +33,10 @@ class SearchOptions:
     dims: int | None = None  # dense: embedding prefix (None: the index's HNSW prefix, or all)
     ef: int | None = None  # dense on Lucene: HNSW efSearch
     exact: bool = False  # dense on Lucene: scan instead of HNSW
-    fusion: str = "rrf"  # hybrid: "rrf" or "score"
-    weights: tuple[float, float] = (1.0, 1.0)  # hybrid: (words, dense)
+    # hybrid: min-max score fusion, words at 0.2, measured best with the default model on imagenette
+    # (docs/RESULTS.md; rank fusion (rrf) at equal weights fell below dense alone there)
+    fusion: str = "score"  # "score" or "rrf"
+    weights: tuple[float, float] = (0.2, 1.0)  # (words, dense)
     depth: int = 100  # hybrid: hits taken from each run before fusing
     stages: tuple[FunnelStage, ...] = field(default_factory=lambda: (FunnelStage(16, 200),))  # funnel
 
