@@ -190,7 +190,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", type=Path, default=None, help="torch.save the head's state dict + config here")
     ap.add_argument("--funnel-low", type=int, default=16)
-    ap.add_argument("--shortlists", type=str, default="200,1000,2000,4000")
+    ap.add_argument("--shortlists", type=str, default="200,1000,2000,4000,6000")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
