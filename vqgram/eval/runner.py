@@ -65,10 +65,11 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     report = index_folder(Path(dataset.root), index, tokenizer, backend=backend, on_batch=keep,
                           cache=cache, **backend_options)
     build_s, index_bytes = report.seconds, size_on_disk(index)
+    sha_of = {item.path: file_sha(Path(item.path)) for item in dataset.items}  # duplicates share a document
     position = {}  # document id -> database position
     for i, item in enumerate(dataset.items):
-        position.setdefault(file_sha(Path(item.path)), i)
-    query_features = _query_features(dataset, plan, tokenizer, features, cache)
+        position.setdefault(sha_of[item.path], i)
+    query_features = _query_features(dataset, plan, tokenizer, features, sha_of, cache)
     rows, rankings = [], {}
     with Searcher(index, tokenizer) as searcher:
         n = searcher.handle.backend.count()
@@ -85,10 +86,10 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     return Evaluation(dataset, plan, rows, rankings)
 
 
-def _query_features(dataset, plan, tokenizer, features, cache):
+def _query_features(dataset, plan, tokenizer, features, sha_of, cache):
     """(words, embedding) per query: from the indexing pass, or encoded once for a query folder."""
     if dataset.queries is None:
-        return [features[file_sha(Path(item.path))] for item in plan.queries]
+        return [features[sha_of[item.path]] for item in plan.queries]
     root = Path(dataset.query_root)
     files = [probe(Path(q.path), root) for q in plan.queries]
     out = [None] * len(files)
