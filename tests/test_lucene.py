@@ -215,10 +215,23 @@ def test_jaccard_is_exact_over_word_sets(backend):
     assert [h.id for h in hits] == sorted(expected, key=lambda i: (-expected[i], i))
 
 
+@pytest.mark.parametrize("similarity", ["bm25", "tfidf", "jaccard"])
+def test_full_ranking_is_every_match_in_search_order(backend, similarity):
+    be, docs = backend
+    query = {"x": 2.0, "z": 1.0}  # in a, b and e
+    ranking = be.rank_words(query, similarity)
+    hits = be.search_words(query, len(docs), similarity)
+    assert 0 < len(ranking) < len(docs)  # only documents sharing a word
+    assert ranking.ids.tolist() == [h.id for h in hits]
+    assert ranking.scores.tolist() == pytest.approx([h.score for h in hits])
+
+
 def test_unknown_similarity_and_bad_weights(backend):
     be, _ = backend
     with pytest.raises(ValueError, match="not one of bm25, tfidf, jaccard"):
         be.search_words({"x": 1.0}, 3, similarity="dfr")
+    with pytest.raises(ValueError, match="not one of bm25, tfidf, jaccard"):
+        be.rank_words({"x": 1.0}, similarity="dfr")
     with pytest.raises(ValueError, match="must be finite and >= 0"):
         be.search_words({"x": -1.0}, 3)
 

@@ -45,6 +45,15 @@ def test_bm25_scores_match_the_formula(backend):
         assert h.score == pytest.approx(expected[h.id], rel=1e-4)
 
 
+def test_full_ranking_is_every_match_in_search_order(backend):
+    query = {"h0i0j0c1": 1.0, "h0i0j0c3": 2.0, "h0i0j0c4": 0.5}
+    ranking = backend.rank_words(query)
+    hits = backend.search_words(query, k=10)
+    assert ranking.ids.tolist() == [h.id for h in hits]
+    assert sorted(ranking.ids.tolist()) == ["id1", "id2", "id3"]
+    assert ranking.scores.tolist() == pytest.approx([h.score for h in hits])
+
+
 def test_hits_carry_metadata(backend):
     (hit,) = backend.search_words({"h0i0j0c4": 1.0}, k=5)
     assert (hit.id, hit.path, hit.label, hit.width, hit.height) == ("id3", "/p/3.jpg", "dog", 13, 20)

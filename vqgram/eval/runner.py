@@ -72,10 +72,9 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     query_features = _query_features(dataset, plan, tokenizer, features, sha_of, cache)
     rows, rankings = [], {}
     with Searcher(index, tokenizer) as searcher:
-        n = searcher.handle.backend.count()
         for name, opts in options.items():
             start = time.time()
-            ranked = np.stack([_full_ranking(searcher, w, v, opts, n, position, len(dataset.items))
+            ranked = np.stack([_full_ranking(searcher, w, v, opts, position, len(dataset.items))
                                for w, v in query_features])
             if plan.exclude_self:
                 ranked = _drop_self(ranked, plan.self_ids)
@@ -101,22 +100,12 @@ def _query_features(dataset, plan, tokenizer, features, sha_of, cache):
     return out
 
 
-def _full_ranking(searcher, words, vector, opts, n, position, n_db) -> np.ndarray:
-    """Database positions of every document for one query: the mode's hits, then the rest by position."""
-    if opts.mode == "funnel":  # funnel head, then the shortlist prefix's own order for the tail
-        head = searcher.search_encoded(words, vector, opts.stages[-1].shortlist, opts)
-        tail = searcher.search_encoded(words, vector, n, replace(opts, mode="dense", dims=opts.stages[0].dim))
-        hits = head + tail
-    else:
-        hits = searcher.search_encoded(words, vector, n, replace(opts, depth=n))
-    seen, order = set(), []
-    for h in hits:
-        p = position.get(h.id)
-        if p is not None and p not in seen:
-            seen.add(p)
-            order.append(p)
-    order += [p for p in range(n_db) if p not in seen]
-    return np.array(order)
+def _full_ranking(searcher, words, vector, opts, position, n_db) -> np.ndarray:
+    """Database positions of every document for one query: the mode's ranking, then the rest by position."""
+    ranked = [position[i] for i in searcher.rank_encoded(words, vector, opts).ids.tolist() if i in position]
+    seen = np.zeros(n_db, bool)
+    seen[ranked] = True
+    return np.concatenate([np.asarray(ranked, dtype=np.int64), np.flatnonzero(~seen)])
 
 
 def _drop_self(ranked: np.ndarray, self_ids: np.ndarray) -> np.ndarray:

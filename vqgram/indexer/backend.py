@@ -49,6 +49,24 @@ class Hit:
     height: int
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """A ranked list as parallel arrays (ids, scores), best first: full-depth runs without a Hit per document."""
+
+    ids: np.ndarray  # str
+    scores: np.ndarray  # float
+
+    @classmethod
+    def of(cls, ids: Sequence[str] | np.ndarray, scores: Sequence[float] | np.ndarray) -> "Ranking":
+        """Order by descending score, then id (the same order as `rank`)."""
+        ids, scores = np.asarray(ids, dtype=str), np.asarray(scores, dtype=np.float64)
+        order = np.lexsort((ids, -scores))
+        return cls(ids[order], scores[order])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 def rank(hits: Iterable[Hit], k: int) -> list[Hit]:
     """Order by descending score, then id, so equal scores rank the same everywhere."""
     return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
@@ -82,6 +100,10 @@ class Backend(Protocol):
                      k1: float = 1.2, b: float = 0.75) -> list[Hit]:
         """A disjunction of term queries over `words`, boosted by weight, ranked by `similarity`
         ("bm25", "tfidf" or "jaccard"); ValueError for a similarity the engine lacks."""
+
+    def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = 1.2,
+                   b: float = 0.75) -> Ranking:
+        """Every document `search_words` would return, ranked: the full run, for evaluation and deep fusion."""
 
     def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
                       exact: bool = False) -> list[Hit]:

@@ -30,7 +30,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, Hit, ImageDoc, rank
+from vqgram.indexer.backend import DocMeta, Hit, ImageDoc, Ranking, rank
 
 SETTINGS_NAME = "lucene.json"
 SETTINGS_FORMAT = 1
@@ -344,6 +344,9 @@ class LuceneBackend:
         return out
 
     def _searcher(self, similarity: str = "bm25", k1: float = BM25_K1, b: float = BM25_B) -> Any:
+        """An IndexSearcher ranking by `similarity` (cached per setting); ValueError for an unknown one."""
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity {similarity!r} is not one of {', '.join(SIMILARITIES)}")
         key = (similarity, k1, b) if similarity == "bm25" else (similarity,)
         s = self._searchers.get(key)
         if s is None:
@@ -424,13 +427,22 @@ class LuceneBackend:
         exactly inside Lucene for every document sharing a word.
         Raises ValueError for an unknown similarity or a negative weight.
         """
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"similarity {similarity!r} is not one of {', '.join(SIMILARITIES)}")
+        searcher = self._searcher(similarity, k1, b)
         if not weights or k <= 0:
             return []
-        if similarity == "jaccard":
-            return self._hits(self._searcher("jaccard"), self._jaccard_query(weights), k)
-        return self._hits(self._searcher(similarity, k1, b), self.words_query(weights), k)
+        return self._hits(searcher, self._words_query_for(weights, similarity), k)
+
+    def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = BM25_K1,
+                   b: float = BM25_B) -> Ranking:
+        """Every document `search_words` would return, ranked by (-score, id)."""
+        searcher = self._searcher(similarity, k1, b)
+        if not weights or self.count() == 0:
+            return Ranking.of([], [])
+        docs = searcher.search(self._words_query_for(weights, similarity), self.count()).scoreDocs
+        return Ranking.of([self._hit_meta(sd.doc)[0] for sd in docs], [sd.score for sd in docs])
+
+    def _words_query_for(self, weights: dict[str, float], similarity: str) -> Any:
+        return self._jaccard_query(weights) if similarity == "jaccard" else self.words_query(weights)
 
     def _jaccard_query(self, weights: dict[str, float]) -> Any:
         """J = s / (|A| + |B| - s) as a FunctionScoreQuery over the plain disjunction.

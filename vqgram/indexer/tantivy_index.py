@@ -17,7 +17,7 @@ import tantivy
 
 import numpy as np
 
-from .backend import DocMeta, Hit, ImageDoc, rank
+from .backend import DocMeta, Hit, ImageDoc, Ranking, rank
 from ..searcher.funnel import FunnelIndex
 from .vectors import VectorStore
 
@@ -129,16 +129,24 @@ class TantivyBackend:
 
     def search_words(self, weights: dict[str, float], k: int, similarity: str = "bm25",
                      k1: float = 1.2, b: float = 0.75) -> list[Hit]:
+        return self._run(self._words_query(weights, similarity, k1, b), k)
+
+    def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = 1.2,
+                   b: float = 0.75) -> Ranking:
+        query = self._words_query(weights, similarity, k1, b)
+        result = self._searcher.search(query, limit=max(self.count(), 1), count=False)
+        return Ranking.of([self._hit(addr).id for _s, addr in result.hits], [s for s, _a in result.hits])
+
+    def _words_query(self, weights: dict[str, float], similarity: str, k1: float, b: float) -> tantivy.Query:
         if similarity != "bm25" or (k1, b) != (1.2, 0.75):
             raise ValueError(f"Tantivy ranks by BM25 with k1=1.2, b=0.75 only (asked: {similarity}, k1={k1}, b={b}); "
                              "use an index built with --backend lucene for tfidf, jaccard or other BM25 settings")
         schema = self._schema
-        query = tantivy.Query.boolean_query([
+        return tantivy.Query.boolean_query([
             (tantivy.Occur.Should,
-             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "words", w, index_option="freq"), float(b)))
-            for w, b in weights.items()
+             tantivy.Query.boost_query(tantivy.Query.term_query(schema, "words", w, index_option="freq"), float(x)))
+            for w, x in weights.items()
         ])
-        return self._run(query, k)
 
     def search_text(self, query: str, k: int) -> list[Hit]:
         try:

@@ -1,4 +1,4 @@
-"""Fusing ranked runs (BM25 words + dense), as pure functions over lists of hits.
+"""Fusing ranked runs (BM25 words + dense), as pure functions over rankings.
 
 - Reciprocal-rank fusion (Cormack, Clarke & Buettcher, SIGIR 2009): a document
   scores sum_r w_r / (rrf_k + rank_r); `rrf_k` (60 in the paper) damps the
@@ -6,52 +6,50 @@
 - Normalised-score fusion: each run's scores min-max scaled to [0, 1], then a
   weighted sum; a document missing from a run gets 0 there. Use it when the
   scores are trustworthy and the weights are tuned.
-`k` is the cut-off of the fused list; each input run should be deeper than k.
+
+`fuse_rankings` does the arithmetic on arrays (full-depth runs in evaluation);
+`fuse` is the same over lists of hits, cut at `k` (each run deeper than k).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Sequence
 
-from ..indexer.backend import Hit, rank
+import numpy as np
+
+from ..indexer.backend import Hit, Ranking
 
 METHODS = ("rrf", "score")
 
 
-def reciprocal_rank_fusion(runs: Sequence[list[Hit]], k: int, weights: Sequence[float] | None = None,
-                           rrf_k: int = 60) -> list[Hit]:
+def fuse_rankings(runs: Sequence[Ranking], method: str = "rrf", weights: Sequence[float] | None = None,
+                  rrf_k: int = 60) -> Ranking:
+    """One ranking of every document in any run, by the fused score."""
+    if method not in METHODS:
+        raise ValueError(f"unknown fusion {method!r}; choose one of: {', '.join(METHODS)}")
     weights = _weights(runs, weights)
-    scores: dict[str, float] = {}
-    first: dict[str, Hit] = {}
+    ids = np.unique(np.concatenate([r.ids for r in runs])) if runs else np.array([], dtype=str)
+    total = np.zeros(len(ids))
     for run, w in zip(runs, weights):
-        for r, hit in enumerate(rank(run, len(run)), 1):
-            scores[hit.id] = scores.get(hit.id, 0.0) + w / (rrf_k + r)
-            first.setdefault(hit.id, hit)
-    return rank([replace(first[i], score=s) for i, s in scores.items()], k)
-
-
-def normalized_score_fusion(runs: Sequence[list[Hit]], k: int, weights: Sequence[float] | None = None) -> list[Hit]:
-    weights = _weights(runs, weights)
-    scores: dict[str, float] = {}
-    first: dict[str, Hit] = {}
-    for run, w in zip(runs, weights):
-        if not run:
+        if not len(run):
             continue
-        lo, hi = min(h.score for h in run), max(h.score for h in run)
-        span = hi - lo
-        for hit in run:
-            norm = (hit.score - lo) / span if span > 0 else 1.0
-            scores[hit.id] = scores.get(hit.id, 0.0) + w * norm
-            first.setdefault(hit.id, hit)
-    return rank([replace(first[i], score=s) for i, s in scores.items()], k)
+        if method == "rrf":
+            part = w / (rrf_k + np.arange(1, len(run) + 1))
+        else:
+            lo, span = run.scores.min(), np.ptp(run.scores)
+            part = w * ((run.scores - lo) / span if span > 0 else np.ones(len(run)))
+        total[np.searchsorted(ids, run.ids)] += part
+    return Ranking.of(ids, total)
 
 
 def fuse(runs: Sequence[list[Hit]], k: int, method: str = "rrf", weights: Sequence[float] | None = None) -> list[Hit]:
-    if method == "rrf":
-        return reciprocal_rank_fusion(runs, k, weights)
-    if method == "score":
-        return normalized_score_fusion(runs, k, weights)
-    raise ValueError(f"unknown fusion {method!r}; choose one of: {', '.join(METHODS)}")
+    """`fuse_rankings` over lists of hits: the fused top k, each hit carrying its fused score."""
+    fused = fuse_rankings([Ranking.of([h.id for h in run], [h.score for h in run]) for run in runs], method, weights)
+    first: dict[str, Hit] = {}
+    for run in runs:
+        for hit in run:
+            first.setdefault(hit.id, hit)
+    return [replace(first[i], score=float(s)) for i, s in zip(fused.ids[:k], fused.scores[:k])]
 
 
 def _weights(runs, weights) -> list[float]:

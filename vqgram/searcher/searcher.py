@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..indexer.backend import Hit
+from ..indexer.backend import Hit, Ranking
 from ..indexer.store import check_tokenizer, open_index
 from ..tokenizer.encoder import Tokenizer
 from .funnel import FunnelIndex, FunnelStage
-from .fusion import fuse
+from .fusion import fuse, fuse_rankings
 from .queries import term_weights
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
@@ -43,6 +43,11 @@ class SearchOptions:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
+
+
+def _similarity(o: SearchOptions) -> str:
+    """The word ranking a mode uses: its own for word modes, BM25 inside hybrid."""
+    return o.mode if o.mode in WORD_MODES else "bm25"
 
 
 class Searcher:
@@ -91,6 +96,33 @@ class Searcher:
             return fuse(runs, k, options.fusion, options.weights)
         return self._funnel_search(vector, k, options)
 
+    def rank_encoded(self, words: dict[str, int], vector: np.ndarray | None,
+                     options: SearchOptions = SearchOptions()) -> Ranking:
+        """Every document the mode ranks, best first, as arrays: the full run that evaluation scores.
+
+        Word modes: every document sharing a word, by the engine's scores.
+        Dense: an exact scan of the index's embeddings on `options.dims`.
+        Hybrid: the two full runs fused. Funnel: its shortlist in reranked
+        order, then the rest in the first stage's prefix order.
+        """
+        mode = options.mode
+        if mode in WORD_MODES:
+            return self._rank_words(words, options)
+        if vector is None:
+            raise ValueError(f"mode {mode} needs the query's embedding")
+        if mode == "dense":
+            return self._rank_dense(vector, options.dims)
+        if mode == "hybrid":
+            runs = [self._rank_words(words, options), self._rank_dense(vector, options.dims)]
+            return fuse_rankings(runs, options.fusion, options.weights)
+        ids, index = self._vector_index()
+        last = min(options.stages[-1].shortlist, len(ids))
+        top, scores = index.search_funnel(self._query(vector), last, self._stages(options, len(ids)))
+        head = np.asarray(ids, dtype=str)[top[0]]
+        tail = self._rank_dense(vector, options.stages[0].dim)
+        rest = ~np.isin(tail.ids, head)
+        return Ranking(np.concatenate([head, tail.ids[rest]]), np.concatenate([scores[0], tail.scores[rest]]))
+
     def search_words(self, counts: dict[str, int], k: int = 10, max_terms: int | None = None) -> list[Hit]:
         return self.search_encoded(counts, None, k, SearchOptions(max_terms=max_terms))
 
@@ -98,22 +130,41 @@ class Searcher:
         return self.handle.backend.search_text(query, k)
 
     def _words(self, counts, k, o: SearchOptions) -> list[Hit]:
-        return self.handle.backend.search_words(term_weights(counts, o.max_terms), k, similarity=o.mode
-                                                if o.mode in WORD_MODES else "bm25", k1=o.k1, b=o.b)
+        return self.handle.backend.search_words(term_weights(counts, o.max_terms), k, _similarity(o), k1=o.k1, b=o.b)
+
+    def _rank_words(self, counts, o: SearchOptions) -> Ranking:
+        return self.handle.backend.rank_words(term_weights(counts, o.max_terms), _similarity(o), k1=o.k1, b=o.b)
 
     def _dense(self, vector, k, o: SearchOptions) -> list[Hit]:
         return self.handle.backend.search_vector(vector, k, dims=o.dims, ef=o.ef, exact=o.exact)
 
+    def _rank_dense(self, vector, dims: int | None) -> Ranking:
+        ids, index = self._vector_index()
+        top, scores = index.search_exact(self._query(vector), len(ids), dim=dims)
+        return Ranking.of(np.asarray(ids, dtype=str)[top[0]], scores[0])
+
     def _funnel_search(self, vector, k, o: SearchOptions) -> list[Hit]:
         """Matryoshka adaptive retrieval over the index's full embeddings (both backends)."""
+        ids, index = self._vector_index()
+        top, scores = index.search_funnel(self._query(vector), min(k, len(ids)), self._stages(o, len(ids)))
+        return self.handle.backend.lookup([ids[i] for i in top[0]], scores[0].tolist())
+
+    def _vector_index(self) -> tuple[list[str], FunnelIndex]:
+        """The index's full embeddings (ids, FunnelIndex), read once: exact scans and funnels of any prefix."""
         ids, matrix = self.handle.backend.vectors()
         if not ids:
             raise ValueError(f"index {self.handle.path} holds no embeddings")
         if self._funnel is None:
-            self._funnel = FunnelIndex(matrix, prefix_dims=[s.dim for s in o.stages])
-        stages = [FunnelStage(s.dim, min(s.shortlist, len(ids))) for s in o.stages]
-        top, scores = self._funnel.search_funnel(np.asarray(vector, np.float32)[None], min(k, len(ids)), stages)
-        return self.handle.backend.lookup([ids[i] for i in top[0]], scores[0].tolist())
+            self._funnel = FunnelIndex(matrix, prefix_dims=())
+        return ids, self._funnel
+
+    @staticmethod
+    def _query(vector) -> np.ndarray:
+        return np.asarray(vector, np.float32)[None]
+
+    @staticmethod
+    def _stages(o: SearchOptions, n: int) -> list[FunnelStage]:
+        return [FunnelStage(s.dim, min(s.shortlist, n)) for s in o.stages]
 
     def close(self) -> None:
         self.handle.close()
