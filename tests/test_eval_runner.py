@@ -37,6 +37,11 @@ def test_mode_names_are_checked():
         mode_options("bm26")
     with pytest.raises(ValueError, match="dense@D"):
         mode_options("bm25@8")
+    assert (mode_options("dense@16+prf10").dims, mode_options("dense@16+prf10").prf_depth) == (16, 10)
+    assert mode_options("hybrid+prf5").prf_depth == 5 and mode_options("hybrid").prf_depth == 0
+    for bad in ("bm25+prf10", "dense+prf", "dense+prfx", "dense@x"):
+        with pytest.raises(ValueError, match="unknown mode"):
+            mode_options(bad)
 
 
 @pytest.mark.jvm

@@ -132,3 +132,25 @@ def test_full_rankings_start_with_the_search_results(indexed, tokenizer, mode):
         assert len(ranking) == n  # dense scores every document
     assert ranking.ids[:10].tolist() == [h.id for h in top]
     assert ranking.scores[:10].tolist() == pytest.approx([h.score for h in top], abs=1e-5)
+
+
+def test_prf_searches_with_the_query_averaged_with_its_neighbours(indexed, tokenizer):
+    import numpy as np
+
+    from vqgram.searcher.searcher import SearchOptions
+
+    folder, index, _ = indexed
+    vector = tokenizer.encode_image(sorted(folder.rglob("*.jpg"))[5]).embedding[0].numpy()
+    with Searcher(index, tokenizer) as s:
+        ids, matrix = s.handle.backend.vectors()
+        unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        nearest = np.argsort(-(unit @ vector), kind="stable")[:4]
+        by_hand = vector / np.linalg.norm(vector) + unit[nearest].sum(0)
+        by_hand /= np.linalg.norm(by_hand)
+        for mode in ("dense", "hybrid", "funnel"):
+            with_prf = s.search_encoded({}, vector, 8, SearchOptions(mode=mode, prf_depth=4))
+            expected = s.search_encoded({}, by_hand, 8, SearchOptions(mode=mode))
+            assert [h.id for h in with_prf] == [h.id for h in expected]
+            assert [h.score for h in with_prf] == pytest.approx([h.score for h in expected], abs=1e-5)
+    with pytest.raises(ValueError, match="prf_depth=-1"):
+        SearchOptions(mode="dense", prf_depth=-1)

@@ -142,16 +142,19 @@ def parse_stages(value: str):
 @click.option("--depth", type=click.IntRange(1), default=100, help="Hybrid: hits per run before fusing.")
 @click.option("--stages", "stages", default="16:200", callback=lambda c, p, v: parse_stages(v),
               help="Funnel: DIMS:SHORTLIST stages, then rerank at full width.")
+@click.option("--prf-depth", type=click.IntRange(0), default=0,
+              help="Dense, hybrid, funnel: average the query embedding with its N nearest first (0: off).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @friendly
-def search(index, image, query, k, mode, max_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages, as_json):
+def search(index, image, query, k, mode, max_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages, prf_depth,
+           as_json):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from .searcher.searcher import SearchOptions, Searcher
 
     if bool(image) == bool(query):
         raise click.UsageError("give exactly one of --image or --query")
     options = SearchOptions(mode=mode, max_terms=max_terms, k1=k1, b=b, dims=dims, ef=ef, exact=exact,
-                            fusion=fusion, weights=tuple(weights), depth=depth, stages=stages)
+                            fusion=fusion, weights=tuple(weights), depth=depth, stages=stages, prf_depth=prf_depth)
     with Searcher(index) as searcher:
         hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k)
     if as_json:
@@ -213,7 +216,8 @@ def info(index, as_json):
 @click.argument("db", type=click.Path())
 @click.option("--queries", type=click.Path(), default=None, help="Query folder (default: leave-one-out over DB).")
 @click.option("--mode", "modes", multiple=True,
-              help="bm25, tfidf, jaccard, dense, dense@D, hybrid, funnel; repeat for several "
+              help="bm25, tfidf, jaccard, dense, dense@D, hybrid, funnel; a vector mode with +prfN averages "
+                   "the query embedding with its N nearest first (dense+prf10); repeat for several "
                    "(default: bm25, dense, hybrid, funnel; with --sweep: bm25).")
 @click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
 @click.option("--layout", type=click.Choice(["auto", "folder", "gpr1200"]), default="auto")

@@ -9,8 +9,8 @@ the seed study's do; the JSON keeps the rows as given, under "results".
 
 Plots need matplotlib (`pip install 'vqgram[plots]'`); without it everything
 else is written and one log line says the plots were skipped. Plots against
-`dims` group rows into series by the mode's name before "@" (`dense@32`,
-`dense@64` -> "dense").
+`dims` group rows into series by the mode's name without "@D" (`dense@32`,
+`dense@64` -> "dense"; `dense@32+prf10` -> "dense+prf10").
 """
 from __future__ import annotations
 
@@ -265,11 +265,11 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _series(rows: Sequence[Row]) -> dict[str, list[Row]]:
-    """Rows with dims grouped by mode family (the name before '@'), sorted by dims."""
+    """Rows with dims grouped by mode family (the name without its '@D'), sorted by dims."""
     out: dict[str, list[Row]] = {}
     for r in rows:
         if not _missing(r.get("dims")):
-            out.setdefault(str(r["mode"]).split("@")[0], []).append(r)
+            out.setdefault(re.sub(r"@\d+", "", str(r["mode"])), []).append(r)
     return {k: sorted(v, key=lambda r: r["dims"]) for k, v in out.items()}
 
 

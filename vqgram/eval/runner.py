@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from ..images import file_sha, probe
 from ..indexer.backend import size_on_disk
 from ..indexer.pipeline import index_folder
-from ..searcher.searcher import MODES, SearchOptions, Searcher
+from ..searcher.searcher import MODES, WORD_MODES, SearchOptions, Searcher
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
 from . import metrics
@@ -30,11 +31,15 @@ log = logging.getLogger("vqgram")
 
 
 def mode_options(name: str, base: SearchOptions = SearchOptions()) -> SearchOptions:
-    """'bm25', 'dense', 'dense@32', 'hybrid', 'funnel', ... -> SearchOptions (dense scans exactly)."""
-    mode, _, dims = name.partition("@")
-    if mode not in MODES or (dims and mode != "dense"):
-        raise ValueError(f"unknown mode {name!r}; choose from {', '.join(MODES)}, or dense@D for a prefix of D dims")
-    return replace(base, mode=mode, dims=int(dims) if dims else base.dims, exact=True)
+    """'bm25', 'dense', 'dense@32', 'hybrid', 'funnel', 'dense+prf10', ... -> SearchOptions (dense scans exactly)."""
+    head, plus, prf = name.partition("+prf")
+    mode, _, dims = head.partition("@")
+    if (mode not in MODES or (dims and (mode != "dense" or not dims.isdigit()))
+            or (plus and (mode in WORD_MODES or not prf.isdigit()))):
+        raise ValueError(f"unknown mode {name!r}; choose from {', '.join(MODES)}, dense@D for a prefix of D dims, "
+                         "and +prfN after a vector mode for feedback from its N nearest")
+    return replace(base, mode=mode, dims=int(dims) if dims else base.dims, exact=True,
+                   prf_depth=int(prf) if plus else base.prf_depth)
 
 
 @dataclass
@@ -50,7 +55,7 @@ class Evaluation:
 def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: Path | None = None,
              backend: str = "tantivy", layout: str = "auto", work_dir: Path | None = None,
              latency_queries: int = 100, base: SearchOptions = SearchOptions(), cache: FeatureCache | None = None,
-             **backend_options) -> Evaluation:
+             progress: bool = True, **backend_options) -> Evaluation:
     """Index `db` once, then rank every query by every mode (see the module docstring)."""
     options = {m: mode_options(m, base) for m in modes}
     dataset = load_dataset(Path(db), queries=queries, layout=layout)
@@ -63,7 +68,7 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
             features[f.sha] = (tokenizer.kgrams.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
 
     report = index_folder(Path(dataset.root), index, tokenizer, backend=backend, on_batch=keep,
-                          cache=cache, **backend_options)
+                          cache=cache, progress=progress, **backend_options)
     build_s, index_bytes = report.seconds, size_on_disk(index)
     sha_of = {item.path: file_sha(Path(item.path)) for item in dataset.items}  # duplicates share a document
     position = {}  # document id -> database position
@@ -74,13 +79,13 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     with Searcher(index, tokenizer) as searcher:
         for name, opts in options.items():
             start = time.time()
-            ranked = np.stack([_full_ranking(searcher, w, v, opts, position, len(dataset.items))
-                               for w, v in query_features])
+            queries = tqdm(query_features, desc=name, unit="query", disable=not progress)
+            ranked = np.stack([_full_ranking(searcher, w, v, opts, position, len(dataset.items)) for w, v in queries])
             if plan.exclude_self:
                 ranked = _drop_self(ranked, plan.self_ids)
             rankings[name] = ranked
             latency = _latency(searcher, query_features, opts, latency_queries)
-            rows.append(_row(name, ranked, plan, dataset, latency, index_bytes, build_s))
+            rows.append(_row(name, opts, ranked, plan, dataset, latency, index_bytes, build_s))
             log.info("%s: mAP %.4f (%.0f s)", name, rows[-1]["map"], time.time() - start)
     return Evaluation(dataset, plan, rows, rankings)
 
@@ -124,7 +129,7 @@ def _latency(searcher, query_features, opts, count) -> list[float]:
     return ms
 
 
-def _row(name, ranked, plan, dataset, latency, index_bytes, build_s) -> dict:
+def _row(name, opts, ranked, plan, dataset, latency, index_bytes, build_s) -> dict:
     rel = metrics.relevance_matrix(plan.query_labels, ranked, plan.db_labels)
     cut = min(100, rel.shape[1])
     ap = metrics.average_precision(rel, plan.n_relevant)
@@ -140,8 +145,8 @@ def _row(name, ranked, plan, dataset, latency, index_bytes, build_s) -> dict:
         "build_s": round(build_s, 1),
         "labels": label_means(ap, plan.queries),
     }
-    if "@" in name:
-        row["dims"] = int(name.split("@")[1])
+    if opts.dims is not None:
+        row["dims"] = opts.dims
     if dataset.subsets:
         row["subsets"] = subset_means(ap, dataset)
     return row

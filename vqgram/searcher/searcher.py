@@ -14,7 +14,7 @@ import numpy as np
 from ..indexer.backend import Hit, Ranking
 from ..indexer.store import check_tokenizer, open_index
 from ..tokenizer.encoder import Tokenizer
-from .funnel import FunnelIndex, FunnelStage
+from .funnel import FunnelIndex, FunnelStage, prefix_normalize
 from .fusion import fuse, fuse_rankings
 from .queries import term_weights
 
@@ -39,10 +39,13 @@ class SearchOptions:
     weights: tuple[float, float] = (0.2, 1.0)  # (words, dense)
     depth: int = 100  # hybrid: hits taken from each run before fusing
     stages: tuple[FunnelStage, ...] = field(default_factory=lambda: (FunnelStage(16, 200),))  # funnel
+    prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
+        if self.prf_depth < 0:
+            raise ValueError(f"prf_depth={self.prf_depth} must be 0 (off) or a number of neighbours")
 
 
 def _similarity(o: SearchOptions) -> str:
@@ -88,6 +91,7 @@ class Searcher:
             return self._words(words, k, options)
         if vector is None:
             raise ValueError(f"mode {mode} needs the query's embedding")
+        vector = self._feedback(vector, options)
         if mode == "dense":
             return self._dense(vector, k, options)
         if mode == "hybrid":
@@ -110,6 +114,7 @@ class Searcher:
             return self._rank_words(words, options)
         if vector is None:
             raise ValueError(f"mode {mode} needs the query's embedding")
+        vector = self._feedback(vector, options)
         if mode == "dense":
             return self._rank_dense(vector, options.dims)
         if mode == "hybrid":
@@ -148,6 +153,17 @@ class Searcher:
         ids, index = self._vector_index()
         top, scores = index.search_funnel(self._query(vector), min(k, len(ids)), self._stages(o, len(ids)))
         return self.handle.backend.lookup([ids[i] for i in top[0]], scores[0].tolist())
+
+    def _feedback(self, vector, o: SearchOptions) -> np.ndarray:
+        """Average pseudo-relevance feedback (pyserini's dense `--prf-method avg`): the query embedding
+        summed with its `prf_depth` nearest full embeddings (exact), renormalised; unchanged when off."""
+        if not o.prf_depth:
+            return vector
+        _ids, index = self._vector_index()
+        q = prefix_normalize(self._query(vector))
+        top, _scores = index.search_exact(q, o.prf_depth)
+        expanded = q[0] + index.full[top[0]].sum(0)
+        return expanded / max(float(np.linalg.norm(expanded)), 1e-12)
 
     def _vector_index(self) -> tuple[list[str], FunnelIndex]:
         """The index's full embeddings (ids, FunnelIndex), read once: exact scans and funnels of any prefix."""
