@@ -45,6 +45,16 @@ def bm25_scores(tf: np.ndarray, qs: np.ndarray, k1: float = 1.2, b: float = 0.75
     return q @ w.T
 
 
+def loo_map(scores: np.ndarray, qs: np.ndarray, labels: np.ndarray) -> float:
+    """mAP of (Q, N) scores for queries `qs` against all N items, each query left out, relevant = same label."""
+    n, nq = len(labels), len(qs)
+    s = scores.copy()
+    s[np.arange(nq), qs] = -np.inf  # the query itself ranks last, then is cut
+    ranked = rank_by_score(s)[:, : n - 1]
+    relevant = np.bincount(labels)[labels[qs]] - 1
+    return mean_average_precision(labels[ranked] == labels[qs][:, None], relevant).value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model", nargs="?", default=None, help="model folder (default: the packaged one)")
@@ -54,13 +64,9 @@ def main() -> None:
     tf, emb, labels = encode(args.model, args.data)
     n, nq = len(labels), args.queries
     qs = np.random.default_rng(0).choice(n, nq, replace=False)
-    relevant = np.bincount(labels)[labels[qs]] - 1
 
     def score(s: np.ndarray) -> float:
-        s = s.copy()
-        s[np.arange(nq), qs] = -np.inf  # the query itself ranks last, then is cut
-        ranked = rank_by_score(s)[:, : n - 1]
-        return mean_average_precision(labels[ranked] == labels[qs][:, None], relevant).value
+        return loo_map(s, qs, labels)
 
     def ranks(s: np.ndarray) -> np.ndarray:
         s = s.copy()

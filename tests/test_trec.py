@@ -46,6 +46,9 @@ def test_write_run_rejects_bad_input(tmp_path: Path, caplog) -> None:
         write_run(tmp_path / "r", ["q1"], [["a", "b"]], [[1.0, 2.0]])
     with pytest.raises(ValueError, match="2 docids but 1 scores"):
         write_run(tmp_path / "r", ["q1"], [["a", "b"]], [[1.0]])
+    with pytest.raises(ValueError, match="query q2: scores increase"):  # found after q1 was written
+        write_run(tmp_path / "r", ["q1", "q2"], [["a", "b"], ["a", "b"]], [[2.0, 1.0], [1.0, 2.0]])
+    assert list(tmp_path.iterdir()) == []  # no half-written run
     write_run(tmp_path / "r", ["q1"], [["a", "b"]], [[1.0, 1.0]])
     assert "tied scores" in caplog.text
     (tmp_path / "bad").write_text("q1 Q0 a 1\n")

@@ -110,7 +110,7 @@ def _full_ranking(searcher, words, vector, opts, position, n_db) -> np.ndarray:
     ranked = [position[i] for i in searcher.rank_encoded(words, vector, opts).ids.tolist() if i in position]
     seen = np.zeros(n_db, bool)
     seen[ranked] = True
-    return np.concatenate([np.asarray(ranked, dtype=np.int64), np.flatnonzero(~seen)])
+    return np.concatenate([ranked, np.flatnonzero(~seen)]).astype(np.int32)  # (Q, N) per mode: half of int64
 
 
 def _drop_self(ranked: np.ndarray, self_ids: np.ndarray) -> np.ndarray:

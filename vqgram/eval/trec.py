@@ -69,23 +69,29 @@ def write_run(
     if len(qids) != len(docids) or (scores is not None and len(scores) != len(qids)):
         raise ValueError(f"{len(qids)} qids, {len(docids)} rankings, {len(scores or qids)} score lists")
     _check_id("tag", tag)
-    lines = []
     tied = 0
-    for q, qid in enumerate(qids):
-        ranking = docids[q]
-        row = np.arange(len(ranking), 0, -1) if scores is None else scores[q]
-        row = np.asarray(row, dtype=np.float64)
-        if row.shape != (len(ranking),):
-            raise ValueError(f"query {qid}: {len(ranking)} docids but {row.size} scores")
-        step = np.diff(row)
-        if np.any(step > 0):
-            raise ValueError(f"query {qid}: scores increase down the ranking; sort by score first")
-        tied += int(np.any(np.diff(row.astype(np.float32)) == 0))
-        _check_id("qid", qid)
-        lines.extend(
-            f"{qid} Q0 {_check_id('docid', d)} {rank} {score!r} {tag}\n"
-            for rank, (d, score) in enumerate(zip(ranking, row.tolist()), start=1)
-        )
+    partial = Path(f"{path}.partial")  # renamed when complete: a bad ranking leaves no half-written run
+    try:
+        with open(partial, "w") as out:  # a query at a time: leave-one-out runs reach millions of lines
+            for q, qid in enumerate(qids):
+                ranking = docids[q]
+                row = np.arange(len(ranking), 0, -1) if scores is None else scores[q]
+                row = np.asarray(row, dtype=np.float64)
+                if row.shape != (len(ranking),):
+                    raise ValueError(f"query {qid}: {len(ranking)} docids but {row.size} scores")
+                step = np.diff(row)
+                if np.any(step > 0):
+                    raise ValueError(f"query {qid}: scores increase down the ranking; sort by score first")
+                tied += int(np.any(np.diff(row.astype(np.float32)) == 0))
+                _check_id("qid", qid)
+                out.write("".join(
+                    f"{qid} Q0 {_check_id('docid', d)} {rank} {score!r} {tag}\n"
+                    for rank, (d, score) in enumerate(zip(ranking, row.tolist()), start=1)
+                ))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
     if tied:
         log.warning(
             "%s: %d queries have tied scores; trec_eval breaks ties by docid descending, "
@@ -93,7 +99,6 @@ def write_run(
             path,
             tied,
         )
-    Path(path).write_text("".join(lines))
 
 
 def write_qrels(path: str | Path, relevant: Mapping[str, Iterable[str]]) -> None:
