@@ -25,6 +25,10 @@ from .vq import VQHead
 # Matryoshka head's per-prefix classifiers (needed for training only).
 _NOT_SAVED = ("backbone.", "mrl.classifier")
 
+# Stored in float16 (loaded back as float32): the Matryoshka projection, 5 of a model's 6.6 MB, where half
+# precision moves cosines by ~1e-4. The VQ head stays float32: a rounding there could flip a code, so a word.
+_HALF_PRECISION = ("mrl.proj.",)
+
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 WEIGHTS_NAME = "heads.pt"
 CARD_NAME = "model.json"
@@ -72,7 +76,8 @@ def save_model(model: VQGramModel, folder: Path, card: dict) -> Path:
     """Write heads.pt and model.json into `folder` (created if missing)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.heads_state(), folder / WEIGHTS_NAME)
+    state = {k: v.half() if k.startswith(_HALF_PRECISION) else v for k, v in model.heads_state().items()}
+    torch.save(state, folder / WEIGHTS_NAME)
     meta = {"config": to_dict(model.config), "card": card, "sha256": weights_sha256(folder)}
     (folder / CARD_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return folder
