@@ -28,9 +28,10 @@ def fuse_rankings(runs: Sequence[Ranking], method: str = "rrf", weights: Sequenc
     if method not in METHODS:
         raise ValueError(f"unknown fusion {method!r}; choose one of: {', '.join(METHODS)}")
     weights = _weights(runs, weights)
-    ids = np.unique(np.concatenate([r.ids for r in runs])) if runs else np.array([], dtype=str)
-    total = np.zeros(len(ids))
-    for run, w in zip(runs, weights):
+    slot: dict[str, int] = {}  # id -> row of `total`; a dict, since sorting the string ids cost 3x the fusion
+    rows = [np.fromiter((slot.setdefault(i, len(slot)) for i in run.ids.tolist()), np.int64, len(run)) for run in runs]
+    total = np.zeros(len(slot))
+    for run, row, w in zip(runs, rows, weights):
         if not len(run):
             continue
         if method == "rrf":
@@ -38,8 +39,8 @@ def fuse_rankings(runs: Sequence[Ranking], method: str = "rrf", weights: Sequenc
         else:
             lo, span = run.scores.min(), np.ptp(run.scores)
             part = w * ((run.scores - lo) / span if span > 0 else np.ones(len(run)))
-        total[np.searchsorted(ids, run.ids)] += part
-    return Ranking.of(ids, total)
+        total[row] += part
+    return Ranking.of(list(slot), total)
 
 
 def fuse(runs: Sequence[list[Hit]], k: int, method: str = "rrf", weights: Sequence[float] | None = None) -> list[Hit]:

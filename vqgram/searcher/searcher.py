@@ -57,7 +57,7 @@ class Searcher:
     def __init__(self, index: str | Path, tokenizer: Tokenizer | None = None):
         self.handle = open_index(Path(index))
         self._tokenizer = tokenizer
-        self._funnel: FunnelIndex | None = None
+        self._vectors: tuple[np.ndarray, FunnelIndex] | None = None  # (ids, index), read on first use
         if tokenizer is not None:
             check_tokenizer(self.handle.manifest, tokenizer, self.handle.path)
 
@@ -123,7 +123,7 @@ class Searcher:
         ids, index = self._vector_index()
         last = min(options.stages[-1].shortlist, len(ids))
         top, scores = index.search_funnel(self._query(vector), last, self._stages(options, len(ids)))
-        head = np.asarray(ids, dtype=str)[top[0]]
+        head = ids[top[0]]
         tail = self._rank_dense(vector, options.stages[0].dim)
         rest = ~np.isin(tail.ids, head)
         return Ranking(np.concatenate([head, tail.ids[rest]]), np.concatenate([scores[0], tail.scores[rest]]))
@@ -146,13 +146,13 @@ class Searcher:
     def _rank_dense(self, vector, dims: int | None) -> Ranking:
         ids, index = self._vector_index()
         top, scores = index.search_exact(self._query(vector), len(ids), dim=dims)
-        return Ranking.of(np.asarray(ids, dtype=str)[top[0]], scores[0])
+        return Ranking.of(ids[top[0]], scores[0])
 
     def _funnel_search(self, vector, k, o: SearchOptions) -> list[Hit]:
         """Matryoshka adaptive retrieval over the index's full embeddings (both backends)."""
         ids, index = self._vector_index()
         top, scores = index.search_funnel(self._query(vector), min(k, len(ids)), self._stages(o, len(ids)))
-        return self.handle.backend.lookup([ids[i] for i in top[0]], scores[0].tolist())
+        return self.handle.backend.lookup(ids[top[0]].tolist(), scores[0].tolist())
 
     def _feedback(self, vector, o: SearchOptions) -> np.ndarray:
         """Average pseudo-relevance feedback (pyserini's dense `--prf-method avg`): the query embedding
@@ -165,14 +165,14 @@ class Searcher:
         expanded = q[0] + index.full[top[0]].sum(0)
         return expanded / max(float(np.linalg.norm(expanded)), 1e-12)
 
-    def _vector_index(self) -> tuple[list[str], FunnelIndex]:
+    def _vector_index(self) -> tuple[np.ndarray, FunnelIndex]:
         """The index's full embeddings (ids, FunnelIndex), read once: exact scans and funnels of any prefix."""
-        ids, matrix = self.handle.backend.vectors()
-        if not ids:
-            raise ValueError(f"index {self.handle.path} holds no embeddings")
-        if self._funnel is None:
-            self._funnel = FunnelIndex(matrix, prefix_dims=())
-        return ids, self._funnel
+        if self._vectors is None:
+            ids, matrix = self.handle.backend.vectors()
+            if not ids:
+                raise ValueError(f"index {self.handle.path} holds no embeddings")
+            self._vectors = np.asarray(ids, dtype=str), FunnelIndex(matrix, prefix_dims=())
+        return self._vectors
 
     @staticmethod
     def _query(vector) -> np.ndarray:
