@@ -20,6 +20,8 @@ def test_one_row_per_mode_with_the_contract_fields(evaluation):
         assert {"map", "map@35", "p@10", "query_ms_p50", "query_ms_p95", "index_bytes", "build_s"} <= set(r)
         assert 0 < r["map"] <= 1 and r["query_ms_p50"] > 0 and r["index_bytes"] > 0
     assert rows["dense@16"]["dims"] == 16
+    assert rows["dense"]["dims"] == 1024  # the packaged model's full embedding, so dims plots end there
+    assert "dims" not in rows["hybrid"]
     chance = 5 / 35  # 6 photos a class: 5 relevant among the 35 others
     assert all(r["map"] > 2 * chance for r in rows.values())
     assert set(rows["bm25"]["labels"]) == {"tench", "church", "parachute", "golf_ball", "garbage_truck", "french_horn"}
@@ -59,6 +61,7 @@ def test_pr_curves_and_examples_feed_the_report(evaluation, tmp_path):
     from vqgram.eval.runner import examples, pr_curves
 
     curves = pr_curves(evaluation)
+    assert set(curves) == set(MODES) - {"dense@16"}  # prefixes are plotted against dims instead
     recall, precision = curves["dense"]
     assert recall[0] == 0 and recall[-1] == 1 and all(a >= b - 1e-12 for a, b in zip(precision, precision[1:]))
     shown = examples(evaluation, queries=2, k=3)

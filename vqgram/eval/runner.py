@@ -85,7 +85,10 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
                 ranked = _drop_self(ranked, plan.self_ids)
             rankings[name] = ranked
             latency = _latency(searcher, query_features, opts, latency_queries)
-            rows.append(_row(name, opts, ranked, plan, dataset, latency, index_bytes, build_s))
+            row = _row(name, ranked, plan, dataset, latency, index_bytes, build_s)
+            if opts.mode == "dense":  # full width included, so plots against dims end at the full embedding
+                row["dims"] = opts.dims or len(query_features[0][1])
+            rows.append(row)
             log.info("%s: mAP %.4f (%.0f s)", name, rows[-1]["map"], time.time() - start)
     return Evaluation(dataset, plan, rows, rankings)
 
@@ -129,7 +132,7 @@ def _latency(searcher, query_features, opts, count) -> list[float]:
     return ms
 
 
-def _row(name, opts, ranked, plan, dataset, latency, index_bytes, build_s) -> dict:
+def _row(name, ranked, plan, dataset, latency, index_bytes, build_s) -> dict:
     rel = metrics.relevance_matrix(plan.query_labels, ranked, plan.db_labels)
     cut = min(100, rel.shape[1])
     ap = metrics.average_precision(rel, plan.n_relevant)
@@ -145,8 +148,6 @@ def _row(name, opts, ranked, plan, dataset, latency, index_bytes, build_s) -> di
         "build_s": round(build_s, 1),
         "labels": label_means(ap, plan.queries),
     }
-    if opts.dims is not None:
-        row["dims"] = opts.dims
     if dataset.subsets:
         row["subsets"] = subset_means(ap, dataset)
     return row
@@ -167,11 +168,12 @@ def write_trec_runs(result: Evaluation, folder: Path) -> None:
 
 
 def pr_curves(result: Evaluation) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{mode: (recall points, interpolated precision)} for the report's precision-recall plot."""
+    """{mode: (recall points, interpolated precision)} for the report's precision-recall plot; prefix modes
+    (dense@D) are left to the plots against dims."""
     plan = result.plan
     return {mode: metrics.precision_recall_curve(
                 metrics.relevance_matrix(plan.query_labels, ranked, plan.db_labels), plan.n_relevant)
-            for mode, ranked in result.rankings.items()}
+            for mode, ranked in result.rankings.items() if "@" not in mode}
 
 
 def examples(result: Evaluation, queries: int = 4, k: int = 8) -> list:
