@@ -154,3 +154,15 @@ def test_prf_searches_with_the_query_averaged_with_its_neighbours(indexed, token
             assert [h.score for h in with_prf] == pytest.approx([h.score for h in expected], abs=1e-5)
     with pytest.raises(ValueError, match="prf_depth=-1"):
         SearchOptions(mode="dense", prf_depth=-1)
+
+
+def test_vector_modes_need_an_embedding(indexed):
+    from vqgram.searcher.searcher import SearchOptions
+
+    _, index, _ = indexed
+    with Searcher(index) as s:
+        for mode in ("dense", "hybrid", "funnel"):
+            with pytest.raises(ValueError, match=f"mode {mode} needs the query's embedding"):
+                s.search_encoded({"h0i0j0c1": 1}, None, 5, SearchOptions(mode=mode))
+            with pytest.raises(ValueError, match=f"mode {mode} needs the query's embedding"):
+                s.rank_encoded({"h0i0j0c1": 1}, None, SearchOptions(mode=mode))

@@ -89,8 +89,6 @@ class Searcher:
         mode = options.mode
         if mode in WORD_MODES:
             return self._words(words, k, options)
-        if vector is None:
-            raise ValueError(f"mode {mode} needs the query's embedding")
         vector = self._feedback(vector, options)
         if mode == "dense":
             return self._dense(vector, k, options)
@@ -112,8 +110,6 @@ class Searcher:
         mode = options.mode
         if mode in WORD_MODES:
             return self._rank_words(words, options)
-        if vector is None:
-            raise ValueError(f"mode {mode} needs the query's embedding")
         vector = self._feedback(vector, options)
         if mode == "dense":
             return self._rank_dense(vector, options.dims)
@@ -157,6 +153,8 @@ class Searcher:
     def _feedback(self, vector, o: SearchOptions) -> np.ndarray:
         """Average pseudo-relevance feedback (pyserini's dense `--prf-method avg`): the query embedding
         summed with its `prf_depth` nearest full embeddings (exact), renormalised; unchanged when off."""
+        if vector is None:
+            raise ValueError(f"mode {o.mode} needs the query's embedding")
         if not o.prf_depth:
             return vector
         _ids, index = self._vector_index()
