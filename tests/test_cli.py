@@ -21,6 +21,7 @@ def index(tmp_path_factory, photos):
     result = run("-q", "index", photos, "--index", idx, "--workers", 0)
     assert result.exit_code == 0, result.output
     assert "indexed 36" in result.output
+    assert "indexing" not in result.output  # -q hides the progress bar
     return idx
 
 
@@ -74,6 +75,12 @@ def test_errors_are_one_line_and_non_zero(tmp_path, photos, index, args, message
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_progress_bars_show_without_quiet(tmp_path, photos):
+    result = run("index", photos / "tench", "--index", tmp_path / "idx", "--workers", 0)
+    assert result.exit_code == 0, result.output
+    assert "indexing: 100%" in result.output
 
 
 def test_the_installed_command_runs(index):

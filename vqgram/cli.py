@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from .config import KGramConfig, VQConfig
+from .progress import set_progress_bars
 
 
 class UserError(click.ClickException):
@@ -47,6 +48,7 @@ def main(quiet: bool) -> None:
     """Make images searchable with text search engines (Tantivy, Lucene)."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s",
                         stream=sys.stderr)
+    set_progress_bars(not quiet)
 
 
 def tokenizer_options(fn):

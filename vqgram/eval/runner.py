@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from ..images import file_sha, probe
 from ..indexer.backend import size_on_disk
 from ..indexer.pipeline import index_folder
+from ..progress import progress_bar
 from ..searcher.searcher import MODES, WORD_MODES, SearchOptions, Searcher
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
@@ -79,7 +79,7 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     with Searcher(index, tokenizer) as searcher:
         for name, opts in options.items():
             start = time.time()
-            queries = tqdm(query_features, desc=name, unit="query", disable=not progress)
+            queries = progress_bar(query_features, desc=name, unit="query", show=progress)
             ranked = np.stack([_full_ranking(searcher, w, v, opts, position, len(dataset.items)) for w, v in queries])
             if plan.exclude_self:
                 ranked = _drop_self(ranked, plan.self_ids)

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tqdm import tqdm
-
 from ..images import ImageFile, Skipped, probe, walk_images
+from ..progress import progress_bar
 from ..tokenizer.encoder import Encoded, Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
 from .backend import DocMeta, ImageDoc
@@ -128,7 +127,7 @@ def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_eve
         engine.delete(plan.remove)
         report.removed = len(plan.remove)
     files, since_commit = plan.todo, 0
-    with tqdm(total=len(files), unit="img", desc="indexing", disable=not progress or not files) as bar:
+    with progress_bar(total=len(files), unit="img", desc="indexing", show=progress and bool(files)) as bar:
         for ok, encoded, bad in tokenizer.encode_files(files, batch_size=batch_size, workers=workers, cache=cache):
             for i, reason in bad:
                 log.warning("skipped %s: %s", files[i].path, reason)

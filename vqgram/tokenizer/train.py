@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from tqdm import tqdm
 
 from ..config import MatryoshkaConfig, ModelConfig, VQConfig, to_dict
 from ..images import ImageFile, Skipped, probe, walk_images
+from ..progress import progress_bar
 from .feature_cache import FeatureCache, feature_maps
 from .matryoshka import fit_matryoshka
 from .model import DEFAULT_MODEL, VQGramModel, load_model, read_card, save_model
@@ -53,7 +53,7 @@ def cache_features(model: VQGramModel, files: Sequence[ImageFile], max_size: int
     model.backbone.to(memory_format=torch.channels_last)
     head = model.backbone.forward_head
     cache = CachedFeatures([], [], [], [], names)
-    with tqdm(total=len(files), desc="features", unit="img") as bar:
+    with progress_bar(total=len(files), desc="features", unit="img") as bar:
         for ok, fmap, bad in feature_maps(model, files, max_size, cache=disk, batch_size=batch_size, workers=workers):
             if ok:
                 if keep_maps:
