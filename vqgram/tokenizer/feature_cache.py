@@ -38,7 +38,9 @@ class FeatureCache:
         name = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = Path(root) / f"{model.backbone}-{max_size}-{name}"
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "key.json").write_text(json.dumps(key, indent=2, sort_keys=True) + "\n")
+        key_file = self.folder / "key.json"  # for people reading the folder; the name already holds the key
+        if not key_file.is_file():
+            key_file.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n")
 
     def _path(self, sha: str) -> Path:
         return self.folder / sha[:2] / f"{sha}.npy"
