@@ -91,7 +91,7 @@ def test_the_installed_command_runs(index):
 
 
 def test_search_defaults_are_the_search_options_defaults() -> None:
-    from vqgram.cli import search
+    from vqgram.cli.search import search
     from vqgram.searcher.searcher import SearchOptions
 
     defaults = {p.name: p.default for p in search.params}

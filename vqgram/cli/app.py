@@ -1,0 +1,82 @@
+"""The `vqgram` group, its one-line errors and the options several commands share."""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import KGramConfig
+from ..progress import set_progress_bars
+
+
+class UserError(click.ClickException):
+    """Printed as 'error: ...' and exits 1."""
+
+    def format_message(self) -> str:
+        return self.message
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def friendly(fn):
+    """Turn expected failures (bad paths, bad values, locked index) into one-line errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError, PermissionError) as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="vqgram")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(quiet: bool) -> None:
+    """Make images searchable with text search engines (Tantivy, Lucene)."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s",
+                        stream=sys.stderr)
+    set_progress_bars(not quiet)
+
+
+def tokenizer_options(fn):
+    """Options that choose the tokenizer (model and k-gram settings)."""
+    for opt in reversed([
+        click.option("--model", type=click.Path(file_okay=False), default=None,
+                     help="Model folder (default: the packaged model)."),
+        click.option("--kgram", type=click.Choice(["2d", "3d"]), default="2d", help="k-gram kind."),
+        click.option("--kernel", type=click.IntRange(1), default=3, help="k-gram window size."),
+        click.option("--padding", type=click.IntRange(0), default=0, help="Grid padding (cells)."),
+        click.option("--stride", type=click.IntRange(1), default=1, help="Window stride (cells)."),
+        click.option("--max-size", type=click.IntRange(32), default=224,
+                     help="Resize the longer image side to this many pixels."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def cache_options(fn):
+    """--cache DIR / --no-cache, handed to the command as cache_root (None: no feature cache)."""
+
+    @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+                  help="Feature-map cache folder (default: $VQGRAM_CACHE/features or ~/.cache/vqgram/features).")
+    @click.option("--no-cache", is_flag=True, help="Neither read nor write cached feature maps.")
+    @functools.wraps(fn)
+    def wrapper(*args, cache_dir, no_cache, **kwargs):
+        from ..tokenizer.feature_cache import default_root
+
+        return fn(*args, cache_root=None if no_cache else Path(cache_dir) if cache_dir else default_root(), **kwargs)
+
+    return wrapper
+
+
+def make_tokenizer(model, kgram, kernel, padding, stride, max_size):
+    from ..tokenizer.encoder import Tokenizer
+
+    return Tokenizer.from_model(model, KGramConfig(kgram, kernel, padding, stride), max_size)

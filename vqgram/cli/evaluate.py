@@ -1,0 +1,64 @@
+"""`vqgram eval`: search modes scored on labelled folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .app import cache_options, friendly, main, make_tokenizer, tokenizer_options
+
+@main.command("eval")
+@click.argument("db", type=click.Path())
+@click.option("--queries", type=click.Path(), default=None, help="Query folder (default: leave-one-out over DB).")
+@click.option("--mode", "modes", multiple=True,
+              help="bm25, tfidf, jaccard, dense, dense@D, hybrid, funnel; a vector mode with +prfN averages "
+                   "the query embedding with its N nearest first (dense+prf10); repeat for several "
+                   "(default: bm25, dense, hybrid, funnel; with --sweep: bm25).")
+@click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
+@click.option("--layout", type=click.Choice(["auto", "folder", "gpr1200"]), default="auto")
+@tokenizer_options
+@click.option("--sweep", "sweep_spec", is_flag=False, flag_value="default", default=None, metavar="[KEY=V1,V2;...]",
+              help="Vary tokenizer settings one at a time (max_size, kernel, padding, kgram, heads, "
+                   "codebook_size; bare --sweep: a default grid), then the nesting dimensions.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows as JSON.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write tables, plots, TREC runs and example pages here.")
+@cache_options
+@friendly
+def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, sweep_spec, json_out,
+          report_dir, cache_root):
+    """Compare search modes on a labelled folder (label = sub-folder name)."""
+    from ..eval.report import markdown_table, results_json, write_report
+
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    if sweep_spec is not None:
+        from ..eval.report import sweep_table
+        from ..eval.sweep import KEYS, parse_grid, sweep_dims, sweep_tokenizers
+
+        if queries:
+            raise click.UsageError("--sweep runs leave-one-out over DB; drop --queries")
+        grid = parse_grid(sweep_spec)
+        rows = sweep_tokenizers(Path(db), tok, grid, modes or ("bm25",), cache_root=cache_root, backend=backend,
+                                layout=layout)
+        sweep_table(rows, ["mode", *KEYS])
+        mrl = tok.config.model.mrl
+        dims = sweep_dims(Path(db), tok, cache_root=cache_root, backend=backend, layout=layout) if mrl else []
+        click.echo("\n" + markdown_table(dims))
+        rows += dims
+        if report_dir:
+            write_report(report_dir, rows, title=f"vqgram sweep of {db}")
+    else:
+        from ..eval.runner import evaluate
+
+        cache = tok.feature_cache(cache_root) if cache_root else None
+        result = evaluate(Path(db), modes or ("bm25", "dense", "hybrid", "funnel"), tok,
+                          queries=Path(queries) if queries else None, backend=backend, layout=layout, cache=cache)
+        rows = result.rows
+        click.echo(markdown_table(rows))
+        if report_dir:
+            from ..eval.runner import examples, pr_curves, write_trec_runs
+
+            write_report(report_dir, rows, pr_curves(result), examples(result), title=f"vqgram evaluation of {db}")
+            write_trec_runs(result, Path(report_dir))
+    if json_out:
+        Path(json_out).write_text(results_json(rows))

@@ -1,0 +1,33 @@
+"""`vqgram index`: a folder into an index."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .app import friendly, main, make_tokenizer, tokenizer_options
+
+@main.command()
+@click.argument("folder", type=click.Path())
+@click.option("--index", "index_path", required=True, type=click.Path(), help="Index folder (created if missing).")
+@click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
+@tokenizer_options
+@click.option("--batch-size", type=click.IntRange(1), default=32)
+@click.option("--workers", type=click.IntRange(0), default=2, help="Decoding processes.")
+@click.option("--dense-dims", type=click.IntRange(1), default=256,
+              help="Lucene: embedding prefix in the HNSW field (the full embedding is stored too).")
+@click.option("--hnsw-m", type=click.IntRange(2), default=16, help="Lucene: HNSW M.")
+@click.option("--hnsw-ef", type=click.IntRange(1), default=100, help="Lucene: HNSW beam width at build time.")
+@click.option("--int8", is_flag=True, help="Lucene: int8 scalar-quantized HNSW vectors.")
+@friendly
+def index(folder, index_path, backend, model, kgram, kernel, padding, stride, max_size, batch_size, workers,
+          dense_dims, hnsw_m, hnsw_ef, int8):
+    """Index every image below FOLDER (recursively); re-runs update the index."""
+    from ..indexer.pipeline import index_folder
+
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    options = ({"dense_dims": dense_dims, "hnsw_m": hnsw_m, "hnsw_ef_construction": hnsw_ef, "int8": int8}
+               if backend == "lucene" else {})
+    report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
+                          workers=workers, **options)
+    click.echo(report.summary(), err=True)

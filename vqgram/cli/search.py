@@ -1,0 +1,62 @@
+"""`vqgram search`: an index by image or by engine query."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from .app import friendly, main
+
+def parse_stages(value: str):
+    """'16:200,64:50' -> funnel stages (dims:shortlist, dims increasing)."""
+    from ..searcher.funnel import FunnelStage
+
+    try:
+        return tuple(FunnelStage(*map(int, part.split(":"))) for part in value.split(","))
+    except (TypeError, ValueError):
+        raise click.BadParameter(f"{value!r}; write stages as DIMS:SHORTLIST[,DIMS:SHORTLIST], e.g. 16:200") from None
+
+
+@main.command()
+@click.argument("index", type=click.Path())
+@click.option("--image", type=click.Path(), help="Query image.")
+@click.option("--query", help="Engine query syntax, e.g. 'label:n01440764' or 'h3i1j2c117 AND h0i0j0c5'.")
+@click.option("-k", "k", type=click.IntRange(1), default=10, help="Number of hits.")
+@click.option("--mode", type=click.Choice(["bm25", "tfidf", "jaccard", "dense", "hybrid", "funnel"]), default="bm25",
+              help="How an image query ranks (tfidf, jaccard and BM25 k1/b need a Lucene index).")
+@click.option("--max-terms", type=click.IntRange(1), default=None, help="Keep the N heaviest query words.")
+@click.option("--k1", type=float, default=1.2, help="BM25 k1.")
+@click.option("--b", type=float, default=0.75, help="BM25 b.")
+@click.option("--dims", type=click.IntRange(1), default=None, help="Dense: embedding prefix (Matryoshka).")
+@click.option("--ef", type=click.IntRange(1), default=None, help="Dense on Lucene: HNSW efSearch.")
+@click.option("--exact", is_flag=True, help="Dense on Lucene: exact scan instead of HNSW.")
+@click.option("--fusion", type=click.Choice(["score", "rrf"]), default="score",
+              help="Hybrid: min-max score fusion or reciprocal rank fusion.")
+@click.option("--weights", type=(float, float), default=(0.2, 1.0), show_default=True,
+              help="Hybrid: weights of words and dense.")
+@click.option("--depth", type=click.IntRange(1), default=100, help="Hybrid: hits per run before fusing.")
+@click.option("--stages", "stages", default="16:200", callback=lambda c, p, v: parse_stages(v),
+              help="Funnel: DIMS:SHORTLIST stages, then rerank at full width.")
+@click.option("--prf-depth", type=click.IntRange(0), default=0,
+              help="Dense, hybrid, funnel: average the query embedding with its N nearest first (0: off).")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@friendly
+def search(index, image, query, k, mode, max_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages, prf_depth,
+           as_json):
+    """Search INDEX by an image (--image) or by a text query (--query)."""
+    from ..searcher.searcher import SearchOptions, Searcher
+
+    if bool(image) == bool(query):
+        raise click.UsageError("give exactly one of --image or --query")
+    options = SearchOptions(mode=mode, max_terms=max_terms, k1=k1, b=b, dims=dims, ef=ef, exact=exact,
+                            fusion=fusion, weights=tuple(weights), depth=depth, stages=stages, prf_depth=prf_depth)
+    with Searcher(index) as searcher:
+        hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k)
+    if as_json:
+        click.echo(json.dumps({"hits": [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]}, indent=2))
+        return
+    for r, h in enumerate(hits, 1):
+        click.echo(f"{r:>3}  {h.score:10.4f}  {h.path}  {h.label}")
+    if not hits:
+        click.echo("no hits", err=True)

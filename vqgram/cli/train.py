@@ -1,0 +1,83 @@
+"""`vqgram train vq|mrl`: fit model heads on a folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..config import VQConfig
+from .app import cache_options, friendly, main
+
+@main.group()
+def train() -> None:
+    """Fit model heads on a folder of images."""
+
+
+@train.command("vq")
+@click.argument("folder", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--backbone", default="efficientnet_lite0", help="Backbone name (see the registry).")
+@click.option("--weights", default="default", help="'default' ImageNet weights, or a local state-dict file.")
+@click.option("--heads", type=click.IntRange(1), default=VQConfig.heads)
+@click.option("--codebook-dim", type=click.IntRange(1), default=VQConfig.codebook_dim)
+@click.option("--codebook-size", type=click.IntRange(2), default=VQConfig.codebook_size)
+@click.option("--commitment-weight", type=float, default=VQConfig.commitment_weight)
+@click.option("--dead-code", "threshold_ema_dead_code", type=click.IntRange(0), default=VQConfig.threshold_ema_dead_code)
+@click.option("--separate-codebooks/--shared-codebook", default=VQConfig.separate_codebooks,
+              help="One codebook per head, or one shared by all heads (the seed study's).")
+@click.option("--projection", type=click.Choice(["rotations", "slices"]), default="rotations",
+              help="Heads read the top PCA components in their own rotations, or consecutive PCA slices.")
+@click.option("--kmeans-passes", type=click.IntRange(1), default=2, help="EMA k-means passes over the cells.")
+@click.option("--epochs", type=click.IntRange(0), default=0, help="Distillation epochs after k-means.")
+@click.option("--lr", type=float, default=1e-4, help="Distillation learning rate.")
+@click.option("--labels", "use_labels", is_flag=True, help="Also learn the folder labels (sub-folder names).")
+@click.option("--max-size", type=click.IntRange(32), default=224)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Train on at most N images (evenly spread).")
+@cache_options
+@friendly
+def train_vq(folder, out, backbone, weights, heads, codebook_dim, codebook_size, commitment_weight,
+             threshold_ema_dead_code, separate_codebooks, projection, kmeans_passes, epochs, lr, use_labels, max_size,
+             limit, cache_root):
+    """Fit the VQ head on FOLDER (no labels): PCA + k-means codes, optionally refined by distillation.
+
+    Distillation: the quantized map, pooled and read by the backbone's own frozen
+    classifier, should give the unquantized map's ImageNet predictions.
+    """
+    from ..tokenizer.train import train_vq_model
+
+    vq = VQConfig(heads, codebook_dim, codebook_size, commitment_weight, threshold_ema_dead_code,
+                  separate_codebooks=separate_codebooks)
+    card = train_vq_model(Path(folder), Path(out), backbone=backbone, weights=weights, vq=vq,
+                          projection=projection, kmeans_passes=kmeans_passes, epochs=epochs, lr=lr,
+                          use_labels=use_labels, max_size=max_size, limit=limit, cache_root=cache_root)
+    click.echo(json.dumps(card, indent=2))
+
+
+@train.command("mrl")
+@click.argument("folder", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--model", "base", type=click.Path(file_okay=False), default=None,
+              help="Model whose backbone and VQ head to keep (default: the packaged model).")
+@click.option("--dim", type=click.IntRange(8), default=1024, help="Embedding width.")
+@click.option("--efficient", is_flag=True, help="One classifier shared by every prefix (MRL-E).")
+@click.option("--relational-weight", type=click.FloatRange(0), default=1.0,
+              help="Weight of the in-batch term that makes each prefix rank like the teacher.")
+@click.option("--epochs", type=click.IntRange(1), default=30)
+@click.option("--lr", type=float, default=1e-3)
+@click.option("--labels", "use_labels", is_flag=True, help="Learn the folder labels instead of distilling.")
+@click.option("--max-size", type=click.IntRange(32), default=224)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Train on at most N images (evenly spread).")
+@cache_options
+@friendly
+def train_mrl(folder, out, base, dim, efficient, relational_weight, epochs, lr, use_labels, max_size, limit,
+              cache_root):
+    """Fit a Matryoshka embedding head on FOLDER (nested loss; no labels needed)."""
+    from ..config import MatryoshkaConfig
+    from ..tokenizer.train import train_mrl_model
+
+    config = MatryoshkaConfig(dim=dim, efficient=efficient, relational_weight=relational_weight,
+                              relational_target="teacher")
+    card = train_mrl_model(Path(folder), Path(out), base=Path(base) if base else None, config=config, epochs=epochs,
+                           lr=lr, use_labels=use_labels, max_size=max_size, limit=limit, cache_root=cache_root)
+    click.echo(json.dumps(card, indent=2))
