@@ -1,15 +1,19 @@
-"""Lucene vs Tantivy on one folder: build time, size, query latency, HNSW recall@10.
+"""Lucene vs Tantivy on one folder: build time, size, query latency, HNSW recall@10, full rankings.
 
-    python bench/backend_bench.py [FOLDER] [--queries 200] [--dense-dims 256]
+    python bench/backend_bench.py [FOLDER] [--queries 200] [--dense-dims 256] [--engines tantivy,lucene]
 
-Images are encoded once; every engine then indexes the same documents, so
-build times compare the engines, not the network (the encode time is printed
-once beside them). Latencies are per query over `--queries` evenly spaced
-indexed images (their own words and embedding as the query; k = 10).
+Images are encoded once (backbone features come from the feature cache,
+~/.cache/vqgram/features, when it holds them); every engine then indexes the
+same documents, so build times compare the engines, not the network (the
+encode time is printed once beside them). Latencies are per query over
+`--queries` evenly spaced indexed images (their own words and embedding as
+the query). The second table times `rank_words` (every matching document,
+what `vqgram eval` scores) per similarity the engine has.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +27,8 @@ from vqgram.indexer.store import backend_class
 from vqgram.searcher.fusion import fuse
 from vqgram.searcher.queries import term_weights
 
+ENGINES = ("tantivy", "lucene", "lucene int8")
+SIMILARITIES = {"tantivy": ("bm25",), "lucene": ("bm25", "tfidf", "jaccard")}
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette" / "train"
 
 
@@ -30,7 +36,7 @@ def encode_folder(tok: Tokenizer, folder: Path) -> tuple[list[ImageDoc], list[di
     start = time.time()
     files = plan_changes(folder, {}).todo
     docs, words = [], []
-    for ok, enc, _bad in tok.encode_files(files, batch_size=32, workers=2):
+    for ok, enc, _bad in tok.encode_files(files, batch_size=32, workers=2, cache=tok.feature_cache()):
         counts, vectors = enc.counts.numpy(), enc.embedding.numpy()
         for row, i in enumerate(ok):
             f = files[i]
@@ -68,7 +74,11 @@ def main() -> None:
     ap.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--dense-dims", type=int, default=256)
+    ap.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of: {', '.join(ENGINES)}")
     args = ap.parse_args()
+    names = args.engines.split(",")
+    if unknown := set(names) - set(ENGINES):
+        ap.error(f"unknown engines {sorted(unknown)}; choose from {', '.join(ENGINES)}")
 
     tok = Tokenizer.from_model()
     docs, words, encode_s = encode_folder(tok, args.folder)
@@ -77,11 +87,13 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="vqgram-engines-"))
     lucene = {"dense_dims": args.dense_dims}
     engines = {"tantivy": {}, "lucene": lucene, "lucene int8": {**lucene, "int8": True}}
+    full = {}
     print(f"\n{'engine':14s} {'build s':>8s} {'size MB':>8s}   latency p50 / p95 ms: "
           f"{'bm25':>15s} {'dense':>15s} {'hybrid':>15s}   recall@10 vs exact")
-    for name, options in engines.items():
+    weights = [term_weights(words[q]) for q in qs]
+    for name in names:
+        options = engines[name]
         engine, build_s, size = build(name, options, docs, root)
-        weights = [term_weights(words[q]) for q in qs]
         bm25_ms, bm25_runs = timed(lambda i: engine.search_words(weights[i], 100), range(len(qs)))
         dense_ms, dense_runs = timed(lambda i: engine.search_vector(docs[qs[i]].vector, 100), range(len(qs)))
         fuse_ms, _ = timed(lambda i: fuse([bm25_runs[i], dense_runs[i]], 10), range(len(qs)))
@@ -95,8 +107,25 @@ def main() -> None:
                 hits.append(len(approx & exact) / 10)
             recall = f"{np.mean(hits):.3f} (HNSW on the {args.dense_dims}-d prefix, ef = 100)"
         print(f"{name:14s} {build_s:8.1f} {size / 1e6:8.1f}   {'':21s}{p(bm25_ms)} {p(dense_ms)} {p(hybrid_ms)}   {recall}")
+        full[name] = full_rankings(engine, weights)
         engine.close()
     print("\n(bm25 and dense fetch 100 hits each; hybrid = both runs + reciprocal-rank fusion to 10)")
+    print(f"\n{'engine':14s} similarity   top-10 p50 / p95 ms   full ranking p50 / p95 ms   mean length")
+    for name, rows in full.items():
+        for sim, (top_ms, rank_ms, length) in rows.items():
+            print(f"{name:14s} {sim:10s} {p(top_ms):>21s} {p(rank_ms):>27s} {length:13.0f}")
+    print(f"\n({len(docs)} documents, {len(qs)} queries; load average {os.getloadavg()[0]:.1f} at the end)")
+
+
+def full_rankings(engine, weights: list[dict[str, float]]) -> dict[str, tuple[list[float], list[float], float]]:
+    """{similarity: (top-10 ms, full-ranking ms, mean ranking length)} for each similarity the engine has."""
+    out = {}
+    for sim in SIMILARITIES[engine.name]:
+        engine.rank_words(weights[0], sim)  # warm: searcher, id column
+        top_ms, _ = timed(lambda w: engine.search_words(w, 10, sim), weights)
+        rank_ms, runs = timed(lambda w: engine.rank_words(w, sim), weights)
+        out[sim] = (top_ms, rank_ms, float(np.mean([len(r) for r in runs])))
+    return out
 
 
 if __name__ == "__main__":
