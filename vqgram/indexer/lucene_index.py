@@ -224,7 +224,9 @@ class LuceneBackend:
         searcher = snap.searcher(similarity, k1, b)
         if not weights or snap.count() == 0:
             return Ranking.of([], [])
-        return Ranking.of(*snap.full_ranking(searcher, words_query_for(weights, similarity)))
+        if similarity == "jaccard":
+            return Ranking.of(*snap.full_jaccard(words_query(weights, boosted=False), len(weights)))
+        return Ranking.of(*snap.full_ranking(searcher, words_query(weights)))
 
     def text_query(self, query: str) -> Any:
         """Parse Lucene query syntax (StandardQueryParser): `words` is the default field;

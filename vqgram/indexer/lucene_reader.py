@@ -146,8 +146,19 @@ class LuceneSnapshot:
         """(ids, float32 scores) of every document `query` matches, unordered.
 
         The Java helper collects them as two primitive arrays: a ScoreDoc per
-        hit costs pyjnius an object and two calls (~100 ms at 9.5k hits)."""
-        ranking = jvm.JRankings.all(searcher, query)
+        hit costs pyjnius an object and two calls (~50 ms at 9.5k hits)."""
+        return self._arrays(jvm.JRankings.all(searcher, query))
+
+    def full_jaccard(self, disjunction: Any, query_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 Jaccard indexes) of every document sharing a word with the query, unordered.
+
+        `disjunction`: the query's `query_size` words, unboosted. The helper
+        scores it with BooleanSimilarity (|A ∩ B|) and divides by |A ∪ B| from
+        the `nwords` doc values itself: the same float32 values as the
+        FunctionScoreQuery of `search_words`, at a fraction of its cost."""
+        return self._arrays(jvm.JRankings.jaccard(self.searcher("jaccard"), disjunction, int(query_size), "nwords"))
+
+    def _arrays(self, ranking: Any) -> tuple[np.ndarray, np.ndarray]:
         docs = np.asarray(ranking.docs(), dtype=np.int64)
         return self.doc_ids()[docs], np.asarray(ranking.scores(), dtype=np.float32)
 

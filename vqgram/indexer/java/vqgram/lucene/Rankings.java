@@ -6,6 +6,7 @@ import org.apache.lucene.index.BinaryDocValues;
 import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.NumericDocValues;
 import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.Query;
@@ -46,7 +47,23 @@ public final class Rankings {
 
   /** Every document {@code query} matches, with its score under the searcher's similarity. */
   public static Rankings all(IndexSearcher searcher, Query query) throws IOException {
-    AllMatches collector = new AllMatches(searcher.getIndexReader().numDocs());
+    return collect(searcher, query, new AllMatches(searcher.getIndexReader().numDocs()));
+  }
+
+  /**
+   * Every document {@code disjunction} matches, scored by the Jaccard index
+   * J = s / (|B| + |A| - s): the searcher must rank by BooleanSimilarity, so
+   * the disjunction of the query's |A| = {@code querySize} words scores
+   * s = |A ∩ B|, and the NUMERIC doc values {@code sizeField} hold |B|. The
+   * same float arithmetic as vqgram's FunctionScoreQuery, which costs a
+   * chain of value-source calls per document.
+   */
+  public static Rankings jaccard(IndexSearcher searcher, Query disjunction, int querySize, String sizeField)
+      throws IOException {
+    return collect(searcher, disjunction, new JaccardMatches(searcher.getIndexReader().numDocs(), querySize, sizeField));
+  }
+
+  private static Rankings collect(IndexSearcher searcher, Query query, AllMatches collector) throws IOException {
     searcher.search(query, collector);
     return new Rankings(Arrays.copyOf(collector.docs, collector.size), Arrays.copyOf(collector.scores, collector.size));
   }
@@ -68,12 +85,12 @@ public final class Rankings {
   }
 
   /** Collects (doc, score) of every match into growing arrays. */
-  private static final class AllMatches extends SimpleCollector {
+  private static class AllMatches extends SimpleCollector {
     int[] docs;
     float[] scores;
     int size;
     private int docBase;
-    private Scorable scorer;
+    Scorable scorer;
 
     AllMatches(int expected) {
       docs = new int[Math.max(16, expected)];
@@ -81,7 +98,7 @@ public final class Rankings {
     }
 
     @Override
-    protected void doSetNextReader(LeafReaderContext context) {
+    protected void doSetNextReader(LeafReaderContext context) throws IOException {
       docBase = context.docBase;
     }
 
@@ -97,13 +114,43 @@ public final class Rankings {
         scores = Arrays.copyOf(scores, 2 * size);
       }
       docs[size] = docBase + doc;
-      scores[size] = scorer.score();
+      scores[size] = score(doc);
       size++;
+    }
+
+    float score(int doc) throws IOException {
+      return scorer.score();
     }
 
     @Override
     public ScoreMode scoreMode() {
       return ScoreMode.COMPLETE;
+    }
+  }
+
+  /** AllMatches scoring s / (|B| + (|A| - s)) from the disjunction's score s and the doc values |B|. */
+  private static final class JaccardMatches extends AllMatches {
+    private final float querySize;
+    private final String sizeField;
+    private NumericDocValues sizes;
+
+    JaccardMatches(int expected, int querySize, String sizeField) {
+      super(expected);
+      this.querySize = querySize;
+      this.sizeField = sizeField;
+    }
+
+    @Override
+    protected void doSetNextReader(LeafReaderContext context) throws IOException {
+      super.doSetNextReader(context);
+      sizes = DocValues.getNumeric(context.reader(), sizeField);
+    }
+
+    @Override
+    float score(int doc) throws IOException {
+      float inter = scorer.score();
+      float size = sizes.advanceExact(doc) ? (float) sizes.longValue() : 0f;
+      return inter / (size + (-1f * inter + querySize));
     }
   }
 }
