@@ -8,7 +8,10 @@ import click
 from .app import friendly, main, make_tokenizer, tokenizer_options
 
 @main.command()
-@click.argument("folder", type=click.Path())
+@click.argument("folder", type=click.Path(), required=False)
+@click.option("--encoded", type=click.Path(exists=True), default=None,
+              help="Index encoded rows instead of a folder: a JSON Lines or Parquet file, or a folder of them "
+                   "(what 'vqgram encode' writes).")
 @click.option("--index", "index_path", required=True, type=click.Path(), help="Index folder (created if missing).")
 @click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
 @tokenizer_options
@@ -20,14 +23,25 @@ from .app import friendly, main, make_tokenizer, tokenizer_options
 @click.option("--hnsw-ef", type=click.IntRange(1), default=100, help="Lucene: HNSW beam width at build time.")
 @click.option("--int8", is_flag=True, help="Lucene: int8 scalar-quantized HNSW vectors.")
 @friendly
-def index(folder, index_path, backend, model, kgram, kernel, padding, stride, max_size, batch_size, workers,
+def index(folder, encoded, index_path, backend, model, kgram, kernel, padding, stride, max_size, batch_size, workers,
           dense_dims, hnsw_m, hnsw_ef, int8):
-    """Index every image below FOLDER (recursively); re-runs update the index."""
-    from ..indexer.pipeline import index_folder
-
-    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    """Index every image below FOLDER (recursively), or the rows of --encoded; re-runs update the index."""
+    if bool(folder) == bool(encoded):
+        raise click.UsageError("give exactly one of FOLDER or --encoded FILE")
     options = ({"dense_dims": dense_dims, "hnsw_m": hnsw_m, "hnsw_ef_construction": hnsw_ef, "int8": int8}
                if backend == "lucene" else {})
-    report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
-                          workers=workers, **options)
+    if encoded:
+        from ..indexer.ingest import index_encoded
+        from ..indexer.rowfiles import open_rows
+
+        # rows that name their tokenizer need no model here; others were made by the one the options name
+        tok = None if open_rows(encoded).encoded_by else make_tokenizer(model, kgram, kernel, padding, stride,
+                                                                         max_size)
+        report = index_encoded(Path(encoded), Path(index_path), backend=backend, tokenizer=tok, **options)
+    else:
+        from ..indexer.pipeline import index_folder
+
+        tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+        report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
+                              workers=workers, **options)
     click.echo(report.summary(), err=True)

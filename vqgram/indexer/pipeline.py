@@ -20,7 +20,8 @@ from ..images import ImageFile, Skipped, probe, walk_images
 from ..progress import progress_bar
 from ..tokenizer.encoder import Encoded, Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
-from .backend import DocMeta, ImageDoc
+from .backend import Backend, DocMeta
+from .rows import EncodedRow, rows_from_batch
 from .store import IndexHandle, create_or_open
 
 log = logging.getLogger("vqgram")
@@ -126,35 +127,38 @@ def _run(folder, handle: IndexHandle, tokenizer, batch_size, workers, commit_eve
     if plan.remove:
         engine.delete(plan.remove)
         report.removed = len(plan.remove)
-    files, since_commit = plan.todo, 0
+    files = plan.todo
+    out = RowWriter(engine, report, commit_every)
     with progress_bar(total=len(files), unit="img", desc="indexing", show=progress and bool(files)) as bar:
         for ok, encoded, bad in tokenizer.encode_files(files, batch_size=batch_size, workers=workers, cache=cache):
             for i, reason in bad:
                 log.warning("skipped %s: %s", files[i].path, reason)
                 report.skipped.append(Skipped(files[i].path, reason))
             if ok:
-                engine.add(_documents(files, ok, encoded, tokenizer))
+                out.add(rows_from_batch(files, ok, encoded, tokenizer.kgrams))
                 if on_batch is not None:
                     on_batch([files[i] for i in ok], encoded)
-                report.indexed += len(ok)
-                since_commit += len(ok)
-            if since_commit >= commit_every:
-                engine.commit()
-                since_commit = 0
             bar.update(len(ok) + len(bad))
-    engine.commit()
-    report.seconds = time.time() - start
-    report.total = engine.count()
+    out.finish(start)
     return report
 
 
-def _documents(files, ok, encoded, tokenizer: Tokenizer) -> list[ImageDoc]:
-    counts = encoded.counts.numpy()
-    vectors = encoded.embedding.numpy()
-    docs = []
-    for row, i in enumerate(ok):
-        f = files[i]
-        docs.append(ImageDoc(id=f.sha, path=f.path, label=f.label, width=f.width, height=f.height,
-                             mtime=f.mtime, size=f.size, words=tokenizer.kgrams.to_text(counts[row]),
-                             vector=vectors[row]))
-    return docs
+class RowWriter:
+    """Encoded rows into a backend, committed every `commit_every` rows and at the end (both pipelines)."""
+
+    def __init__(self, engine: Backend, report: IndexReport, commit_every: int):
+        self.engine, self.report, self.commit_every = engine, report, commit_every
+        self._since_commit = 0
+
+    def add(self, rows: list[EncodedRow]) -> None:
+        self.engine.add([r.to_doc() for r in rows])
+        self.report.indexed += len(rows)
+        self._since_commit += len(rows)
+        if self._since_commit >= self.commit_every:
+            self.engine.commit()
+            self._since_commit = 0
+
+    def finish(self, start: float) -> None:
+        self.engine.commit()
+        self.report.seconds = time.time() - start
+        self.report.total = self.engine.count()
