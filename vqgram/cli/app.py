@@ -76,7 +76,13 @@ def cache_options(fn):
     return wrapper
 
 
-def make_tokenizer(model, kgram, kernel, padding, stride, max_size):
+def device_option(fn):
+    """--device auto|cpu|cuda|mps: where the network runs (bf16 autocast and channels_last on CUDA)."""
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="cpu",
+                        help="Where the network runs; auto picks cuda, then mps, then cpu.")(fn)
+
+
+def make_tokenizer(model, kgram, kernel, padding, stride, max_size, device="cpu"):
     from ..tokenizer.encoder import Tokenizer
 
-    return Tokenizer.from_model(model, KGramConfig(kgram, kernel, padding, stride), max_size)
+    return Tokenizer.from_model(model, KGramConfig(kgram, kernel, padding, stride), max_size, device=device)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .app import cache_options, friendly, main, make_tokenizer, tokenizer_options
+from .app import device_option, cache_options, friendly, main, make_tokenizer, tokenizer_options
 
 @main.command("eval")
 @click.argument("db", type=click.Path())
@@ -17,6 +17,7 @@ from .app import cache_options, friendly, main, make_tokenizer, tokenizer_option
 @click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
 @click.option("--layout", type=click.Choice(["auto", "folder", "gpr1200"]), default="auto")
 @tokenizer_options
+@device_option
 @click.option("--sweep", "sweep_spec", is_flag=False, flag_value="default", default=None, metavar="[KEY=V1,V2;...]",
               help="Vary tokenizer settings one at a time (max_size, kernel, padding, kgram, heads, "
                    "codebook_size; bare --sweep: a default grid), then the nesting dimensions.")
@@ -25,12 +26,12 @@ from .app import cache_options, friendly, main, make_tokenizer, tokenizer_option
               help="Write tables, plots, TREC runs and example pages here.")
 @cache_options
 @friendly
-def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, sweep_spec, json_out,
-          report_dir, cache_root):
+def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, device, sweep_spec,
+          json_out, report_dir, cache_root):
     """Compare search modes on a labelled folder (label = sub-folder name)."""
     from ..eval.report import markdown_table, results_json, write_report
 
-    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size, device)
     if sweep_spec is not None:
         from ..eval.report import sweep_table
         from ..eval.sweep import KEYS, parse_grid, sweep_dims, sweep_tokenizers

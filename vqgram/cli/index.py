@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .app import friendly, main, make_tokenizer, tokenizer_options
+from .app import device_option, friendly, main, make_tokenizer, tokenizer_options
 
 @main.command()
 @click.argument("folder", type=click.Path(), required=False)
@@ -15,6 +15,7 @@ from .app import friendly, main, make_tokenizer, tokenizer_options
 @click.option("--index", "index_path", required=True, type=click.Path(), help="Index folder (created if missing).")
 @click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
 @tokenizer_options
+@device_option
 @click.option("--batch-size", type=click.IntRange(1), default=32)
 @click.option("--workers", type=click.IntRange(0), default=2, help="Decoding processes.")
 @click.option("--dense-dims", type=click.IntRange(1), default=256,
@@ -23,7 +24,8 @@ from .app import friendly, main, make_tokenizer, tokenizer_options
 @click.option("--hnsw-ef", type=click.IntRange(1), default=100, help="Lucene: HNSW beam width at build time.")
 @click.option("--int8", is_flag=True, help="Lucene: int8 scalar-quantized HNSW vectors.")
 @friendly
-def index(folder, encoded, index_path, backend, model, kgram, kernel, padding, stride, max_size, batch_size, workers,
+def index(folder, encoded, index_path, backend, model, kgram, kernel, padding, stride, max_size, device, batch_size,
+          workers,
           dense_dims, hnsw_m, hnsw_ef, int8):
     """Index every image below FOLDER (recursively), or the rows of --encoded; re-runs update the index."""
     if bool(folder) == bool(encoded):
@@ -36,12 +38,12 @@ def index(folder, encoded, index_path, backend, model, kgram, kernel, padding, s
 
         # rows that name their tokenizer need no model here; others were made by the one the options name
         tok = None if open_rows(encoded).encoded_by else make_tokenizer(model, kgram, kernel, padding, stride,
-                                                                         max_size)
+                                                                         max_size, device)
         report = index_encoded(Path(encoded), Path(index_path), backend=backend, tokenizer=tok, **options)
     else:
         from ..indexer.pipeline import index_folder
 
-        tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+        tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size, device)
         report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
                               workers=workers, **options)
     click.echo(report.summary(), err=True)
