@@ -1,6 +1,7 @@
 """`vqgram eval` on the bundled sample: one row per mode, metrics in range, TREC runs that trec_eval agrees with."""
 import json
 
+import numpy as np
 import pytest
 
 from vqgram.eval.runner import evaluate, mode_options, write_trec_runs
@@ -56,6 +57,23 @@ def test_trec_eval_agrees_with_our_map(evaluation, tmp_path):
     assert theirs == pytest.approx(ours["dense"], abs=1e-4)
 
 
+@pytest.mark.jvm
+def test_trec_runs_stop_at_their_depth(evaluation, tmp_path):
+    from vqgram.eval import metrics
+    from vqgram.eval.trec import run_filename, trec_eval
+
+    write_trec_runs(evaluation, tmp_path, depth=3)
+    lines = (tmp_path / run_filename("bm25")).read_text().splitlines()
+    assert len(lines) == 36 * 3  # 36 queries, 3 of their 35 others each
+    plan = evaluation.plan
+    rel = metrics.relevance_matrix(plan.query_labels, evaluation.rankings["bm25"], plan.db_labels)
+    # trec_eval's AP of a cut run: precision summed over the top 3, divided by all R (ours divides by min(3, R))
+    expected = np.mean(metrics.average_precision_at_k(rel, plan.n_relevant, 3) * 3 / plan.n_relevant)
+    assert trec_eval(tmp_path / "qrels.txt", tmp_path / run_filename("bm25"))["map"] == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(ValueError, match="depth 0"):
+        write_trec_runs(evaluation, tmp_path, depth=0)
+
+
 def test_pr_curves_and_examples_feed_the_report(evaluation, tmp_path):
     from vqgram.eval.report import write_report
     from vqgram.eval.runner import examples, pr_curves
@@ -81,3 +99,14 @@ def test_the_eval_command_writes_json(photos, tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["results"]
     assert [r["mode"] for r in rows] == ["bm25", "dense@8"]
+
+
+def test_trec_depth_needs_a_report(photos):
+    from click.testing import CliRunner
+
+    from vqgram.cli import main
+
+    result = CliRunner().invoke(main, ["eval", str(photos), "--trec-depth", "50"])
+    assert result.exit_code == 2 and "--trec-depth sets the depth of the TREC runs that --report writes" in result.output
+    result = CliRunner().invoke(main, ["eval", str(photos), "--report", "out", "--trec-depth", "0"])
+    assert result.exit_code == 2 and "--trec-depth" in result.output

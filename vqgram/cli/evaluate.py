@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .app import device_option, cache_options, friendly, main, make_tokenizer, tokenizer_options
+from .app import cache_options, friendly, main, make_tokenizer, tokenizer_options
 
 @main.command("eval")
 @click.argument("db", type=click.Path())
@@ -17,21 +17,25 @@ from .app import device_option, cache_options, friendly, main, make_tokenizer, t
 @click.option("--backend", type=click.Choice(["tantivy", "lucene"]), default="tantivy")
 @click.option("--layout", type=click.Choice(["auto", "folder", "gpr1200"]), default="auto")
 @tokenizer_options
-@device_option
 @click.option("--sweep", "sweep_spec", is_flag=False, flag_value="default", default=None, metavar="[KEY=V1,V2;...]",
               help="Vary tokenizer settings one at a time (max_size, kernel, padding, kgram, heads, "
                    "codebook_size; bare --sweep: a default grid), then the nesting dimensions.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows as JSON.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write tables, plots, TREC runs and example pages here.")
+@click.option("--trec-depth", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Hits per query in the report's TREC runs  [default: 100]")
 @cache_options
 @friendly
-def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, device, sweep_spec,
-          json_out, report_dir, cache_root):
+def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, sweep_spec, json_out,
+          report_dir, trec_depth, cache_root):
     """Compare search modes on a labelled folder (label = sub-folder name)."""
     from ..eval.report import markdown_table, results_json, write_report
 
-    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size, device)
+    if trec_depth is not None and (report_dir is None or sweep_spec is not None):
+        raise click.UsageError("--trec-depth sets the depth of the TREC runs that --report writes (not with --sweep)")
+
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
     if sweep_spec is not None:
         from ..eval.report import sweep_table
         from ..eval.sweep import KEYS, parse_grid, sweep_dims, sweep_tokenizers
@@ -57,9 +61,9 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
         rows = result.rows
         click.echo(markdown_table(rows))
         if report_dir:
-            from ..eval.runner import examples, pr_curves, write_trec_runs
+            from ..eval.runner import TREC_DEPTH, examples, pr_curves, write_trec_runs
 
             write_report(report_dir, rows, pr_curves(result), examples(result), title=f"vqgram evaluation of {db}")
-            write_trec_runs(result, Path(report_dir))
+            write_trec_runs(result, Path(report_dir), trec_depth or TREC_DEPTH)
     if json_out:
         Path(json_out).write_text(results_json(rows))
