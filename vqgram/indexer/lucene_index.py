@@ -23,6 +23,7 @@ searchers and caches); this module ties them into the Backend protocol.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
 
@@ -155,6 +156,20 @@ class LuceneBackend:
         writer = self._writer_open()
         for doc in docs:
             writer.updateDocument(jvm.JTerm("id", doc.id), self._document(doc))
+
+    def add_indexes(self, paths: Sequence[str | Path], vector_dims: int | None) -> None:
+        """Append whole Lucene indexes (IndexWriter.addIndexes: their segments copied as they are, so
+        documents keep their exact field values); visible after `commit`. The caller checks that the
+        indexes share this one's settings and no document ids."""
+        dirs = [jvm.JFSDirectory.open(jvm.JPaths.get(str(Path(p).resolve()))) for p in paths]
+        try:
+            self._writer_open().addIndexes(*dirs)  # Directory... (varargs)
+        finally:
+            for d in dirs:
+                d.close()
+        if vector_dims is not None and self.settings.vector_dims is None:
+            self.settings = dataclasses.replace(self.settings, vector_dims=vector_dims)
+            self._settings_dirty = True
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove documents by id; visible after `commit`."""
