@@ -26,6 +26,8 @@ def parse_stages(value: str):
 @click.option("--mode", type=click.Choice(["bm25", "tfidf", "jaccard", "dense", "hybrid", "funnel"]), default="bm25",
               help="How an image query ranks (tfidf, jaccard and BM25 k1/b need a Lucene index).")
 @click.option("--max-terms", type=click.IntRange(1), default=None, help="Keep the N heaviest query words.")
+@click.option("--prune", "prune_terms", type=click.IntRange(1), default=None,
+              help="Keep the N query words of highest weight x idf (faster on large indexes; docs/SCALE.md).")
 @click.option("--k1", type=float, default=1.2, help="BM25 k1.")
 @click.option("--b", type=float, default=0.75, help="BM25 b.")
 @click.option("--dims", type=click.IntRange(1), default=None, help="Dense: embedding prefix (Matryoshka).")
@@ -42,15 +44,15 @@ def parse_stages(value: str):
               help="Dense, hybrid, funnel: average the query embedding with its N nearest first (0: off).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @friendly
-def search(index, image, query, k, mode, max_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages, prf_depth,
-           as_json):
+def search(index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages,
+           prf_depth, as_json):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from ..searcher.searcher import SearchOptions, Searcher
 
     if bool(image) == bool(query):
         raise click.UsageError("give exactly one of --image or --query")
-    options = SearchOptions(mode=mode, max_terms=max_terms, k1=k1, b=b, dims=dims, ef=ef, exact=exact,
-                            fusion=fusion, weights=tuple(weights), depth=depth, stages=stages, prf_depth=prf_depth)
+    options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
+                            exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages, prf_depth=prf_depth)
     with Searcher(index) as searcher:
         hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k)
     if as_json:

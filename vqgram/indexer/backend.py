@@ -93,6 +93,9 @@ class Backend(Protocol):
     def stored(self) -> dict[str, DocMeta]:
         """path -> DocMeta of every committed document (for incremental indexing)."""
 
+    def doc_freqs(self, words: Iterable[str]) -> dict[str, int]:
+        """word -> number of committed documents holding it (for query-term pruning by idf)."""
+
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """(ids, (N, D) float32 L2-normalised embeddings) of the committed documents."""
 

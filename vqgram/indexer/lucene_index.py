@@ -206,6 +206,11 @@ class LuceneBackend:
         """path -> DocMeta of every committed document (for incremental indexing)."""
         return self._snapshot.stored()
 
+    def doc_freqs(self, words: Iterable[str]) -> dict[str, int]:
+        """How many committed documents hold each word (for query-term pruning by idf)."""
+        reader = self._snapshot.reader
+        return {w: int(reader.docFreq(jvm.JTerm("words", w))) for w in words}
+
     def words_query(self, weights: dict[str, float], boosts: bool = True) -> Any:
         """The disjunction of `words` term queries, boosted by weight, as one Lucene BooleanQuery."""
         return words_query(weights, boosted=boosts)

@@ -111,6 +111,11 @@ class TantivyBackend:
     def count(self) -> int:
         return self._searcher.num_docs
 
+    def doc_freqs(self, words: Iterable[str]) -> dict[str, int]:
+        """How many committed documents hold each word (for query-term pruning by idf)."""
+        searcher = self._searcher
+        return {w: searcher.doc_freq("words", w) for w in words}
+
     def vectors(self) -> tuple[list[str], np.ndarray]:
         return self._vectors.matrix()
 

@@ -16,7 +16,7 @@ from ..indexer.store import check_tokenizer, open_index
 from ..tokenizer.encoder import Tokenizer
 from .funnel import FunnelIndex, FunnelStage, prefix_normalize
 from .fusion import fuse, fuse_rankings
-from .queries import term_weights
+from .queries import prune_by_idf, term_weights
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
 MODES = WORD_MODES + ("dense", "hybrid", "funnel")
@@ -28,6 +28,7 @@ class SearchOptions:
 
     mode: str = "bm25"
     max_terms: int | None = None  # words: keep the N heaviest query words
+    prune_terms: int | None = None  # words: keep the N query words of highest weight x idf (docs/SCALE.md)
     k1: float = 1.2  # bm25 (Lucene only; Tantivy is fixed at 1.2 / 0.75)
     b: float = 0.75
     dims: int | None = None  # dense: embedding prefix (None: the index's HNSW prefix, or all)
@@ -131,10 +132,17 @@ class Searcher:
         return self.handle.backend.search_text(query, k)
 
     def _words(self, counts, k, o: SearchOptions) -> list[Hit]:
-        return self.handle.backend.search_words(term_weights(counts, o.max_terms), k, _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.search_words(self._weights(counts, o), k, _similarity(o), k1=o.k1, b=o.b)
 
     def _rank_words(self, counts, o: SearchOptions) -> Ranking:
-        return self.handle.backend.rank_words(term_weights(counts, o.max_terms), _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.rank_words(self._weights(counts, o), _similarity(o), k1=o.k1, b=o.b)
+
+    def _weights(self, counts, o: SearchOptions) -> dict[str, float]:
+        weights = term_weights(counts, o.max_terms)
+        if o.prune_terms is None or len(weights) <= o.prune_terms:
+            return weights
+        backend = self.handle.backend
+        return prune_by_idf(weights, backend.doc_freqs(weights), backend.count(), o.prune_terms)
 
     def _dense(self, vector, k, o: SearchOptions) -> list[Hit]:
         return self.handle.backend.search_vector(vector, k, dims=o.dims, ef=o.ef, exact=o.exact)
