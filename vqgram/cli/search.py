@@ -43,9 +43,11 @@ def parse_stages(value: str):
 @click.option("--prf-depth", type=click.IntRange(0), default=0,
               help="Dense, hybrid, funnel: average the query embedding with its N nearest first (0: off).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option("--print-query", type=click.Choice(["opensearch", "elasticsearch"]), default=None,
+              help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
 @friendly
 def search(index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages,
-           prf_depth, as_json):
+           prf_depth, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from ..searcher.searcher import SearchOptions, Searcher
 
@@ -54,6 +56,9 @@ def search(index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef
     options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
                             exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages, prf_depth=prf_depth)
     with Searcher(index) as searcher:
+        if print_query:
+            click.echo(json.dumps(_cluster_query(searcher, print_query, image, k, options), indent=2))
+            return
         hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k)
     if as_json:
         click.echo(json.dumps({"hits": [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]}, indent=2))
@@ -62,3 +67,15 @@ def search(index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef
         click.echo(f"{r:>3}  {h.score:10.4f}  {h.path}  {h.label}")
     if not hits:
         click.echo("no hits", err=True)
+
+
+def _cluster_query(searcher, target: str, image, k: int, options) -> dict:
+    from ..distributed.cluster import query_body
+    from ..distributed.export import vector_spec
+
+    if not image:
+        raise click.UsageError("--print-query needs --image (a text query is already the engine's own syntax)")
+    words, vector = searcher.encode_image(image)
+    spec = vector_spec(searcher.handle, len(vector), options.dims)
+    return query_body(target, options.mode, k, searcher.query_weights(words, options), vector, spec,
+                      ef=options.ef or 100, fusion_weights=options.weights)

@@ -17,6 +17,8 @@ def plot_scale(rows: Sequence[dict], out: Path) -> Path:
     for r in rows:
         lines[f"{r['backend']} {r['mode']}"].append(r)
     fig, (cost, quality) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax in (cost, quality):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for name, pts in sorted(lines.items()):
         pts = sorted(pts, key=lambda r: r["docs"])
         n = [r["docs"] for r in pts]

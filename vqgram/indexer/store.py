@@ -68,6 +68,14 @@ def check_tokenizer(manifest: IndexManifest, tokenizer: Tokenizer, path: Path) -
                          "use the same model and settings, or index into a new folder")
 
 
+def tokenizer_for(manifest: IndexManifest, path: Path) -> Tokenizer:
+    """The tokenizer the manifest names (the same model and k-gram settings), checked against it."""
+    model = None if manifest.model_path == "default" else manifest.model_path
+    tok = Tokenizer.from_model(model, manifest.tokenizer.kgram, manifest.tokenizer.max_size)
+    check_tokenizer(manifest, tok, path)
+    return tok
+
+
 def open_index(path: Path, tokenizer: Tokenizer | None = None) -> IndexHandle:
     """Open an existing index; with `tokenizer`, also check that it made this index."""
     path = Path(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..indexer.backend import Hit, Ranking
-from ..indexer.store import check_tokenizer, open_index
+from ..indexer.store import check_tokenizer, open_index, tokenizer_for
 from ..tokenizer.encoder import Tokenizer
 from .funnel import FunnelIndex, FunnelStage, prefix_normalize
 from .fusion import fuse, fuse_rankings
@@ -66,14 +66,14 @@ class Searcher:
     def tokenizer(self) -> Tokenizer:
         """Loaded on first use: text queries need no model."""
         if self._tokenizer is None:
-            m = self.handle.manifest
-            model = None if m.model_path == "default" else m.model_path
-            tok = Tokenizer.from_model(model, m.tokenizer.kgram, m.tokenizer.max_size)
-            check_tokenizer(m, tok, self.handle.path)
-            self._tokenizer = tok
+            self._tokenizer = tokenizer_for(self.handle.manifest, self.handle.path)
         return self._tokenizer
 
     def search_image(self, image: str | Path, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
+        return self.search_encoded(*self.encode_image(image), k, options)
+
+    def encode_image(self, image: str | Path) -> tuple[dict[str, int], np.ndarray]:
+        """A query image's {word: count} and embedding, as this index's tokenizer makes them."""
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"query image not found: {path}")
@@ -81,8 +81,7 @@ class Searcher:
             encoded = self.tokenizer.encode_image(path)
         except OSError as exc:
             raise ValueError(f"cannot read query image {path}: {exc}") from None
-        return self.search_encoded(self.tokenizer.kgrams.to_dict(encoded.counts[0]),
-                                   encoded.embedding[0].numpy(), k, options)
+        return self.tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
 
     def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
                        options: SearchOptions = SearchOptions()) -> list[Hit]:
@@ -132,12 +131,13 @@ class Searcher:
         return self.handle.backend.search_text(query, k)
 
     def _words(self, counts, k, o: SearchOptions) -> list[Hit]:
-        return self.handle.backend.search_words(self._weights(counts, o), k, _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.search_words(self.query_weights(counts, o), k, _similarity(o), k1=o.k1, b=o.b)
 
     def _rank_words(self, counts, o: SearchOptions) -> Ranking:
-        return self.handle.backend.rank_words(self._weights(counts, o), _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.rank_words(self.query_weights(counts, o), _similarity(o), k1=o.k1, b=o.b)
 
-    def _weights(self, counts, o: SearchOptions) -> dict[str, float]:
+    def query_weights(self, counts: dict[str, int], o: SearchOptions) -> dict[str, float]:
+        """The weighted query words a words search sends (after --max-terms and --prune)."""
         weights = term_weights(counts, o.max_terms)
         if o.prune_terms is None or len(weights) <= o.prune_terms:
             return weights
