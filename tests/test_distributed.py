@@ -37,16 +37,16 @@ def test_local_pool_writes_one_parquet_file_per_partition(encoded, photos):
         encode_folder(photos, out, engine="local")
 
 
-def test_ray_with_two_workers_writes_the_same_rows(encoded, photos, tmp_path):
+def test_ray_with_two_workers_writes_the_same_rows_as_the_local_pool(encoded, photos, tmp_path):
     pytest.importorskip("ray.data", reason="the ray engine needs 'ray[data]'")
     out, _ = encoded
-    report = encode_folder(photos, tmp_path / "ray", engine="ray", workers=2, partition_size=12)
-    assert (report.rows, len(report.files)) == (36, 3)
+    report = encode_folder(photos / "tench", tmp_path / "ray", engine="ray", workers=2, partition_size=3)
+    assert (report.rows, len(report.files)) == (6, 2)
     local, ray = _rows(out), _rows(tmp_path / "ray")
-    assert sorted(local) == sorted(ray)
-    for i, row in local.items():
-        assert (ray[i].path, ray[i].label, ray[i].words) == (row.path, row.label, row.words)
-        np.testing.assert_allclose(ray[i].vector, row.vector, atol=1e-6)
+    assert set(ray) <= set(local) and len(ray) == 6
+    for i, row in ray.items():
+        assert (row.path, row.words) == (local[i].path, local[i].words)
+        np.testing.assert_allclose(row.vector, local[i].vector, atol=1e-6)
 
 
 def _view(index, rows):
