@@ -5,7 +5,9 @@ from pathlib import Path
 
 import click
 
-from .app import friendly, main, make_tokenizer, tokenizer_options
+from .app import friendly, given, main, make_tokenizer, option_flag, tokenizer_options
+
+LUCENE_OPTIONS = ("dense_dims", "hnsw_m", "hnsw_ef", "int8")
 
 @main.command()
 @click.argument("folder", type=click.Path())
@@ -19,15 +21,23 @@ from .app import friendly, main, make_tokenizer, tokenizer_options
 @click.option("--hnsw-m", type=click.IntRange(2), default=16, help="Lucene: HNSW M.")
 @click.option("--hnsw-ef", type=click.IntRange(1), default=100, help="Lucene: HNSW beam width at build time.")
 @click.option("--int8", is_flag=True, help="Lucene: int8 scalar-quantized HNSW vectors.")
+@click.option("--wait", is_flag=True, help="If another run is writing the index, wait for it instead of failing.")
+@click.pass_context
 @friendly
-def index(folder, index_path, backend, model, kgram, kernel, padding, stride, max_size, batch_size, workers,
-          dense_dims, hnsw_m, hnsw_ef, int8):
-    """Index every image below FOLDER (recursively); re-runs update the index."""
+def index(ctx, folder, index_path, backend, model, kgram, kernel, padding, stride, max_size, batch_size, workers,
+          dense_dims, hnsw_m, hnsw_ef, int8, wait):
+    """Index every image below FOLDER (recursively); re-runs update the index.
+
+    One run writes an index at a time: a second one fails at once, or waits with --wait."""
     from ..indexer.pipeline import index_folder
 
+    misplaced = given(ctx, LUCENE_OPTIONS) if backend != "lucene" else []
+    if misplaced:
+        raise click.UsageError(f"{', '.join(option_flag(ctx, n) for n in misplaced)} only apply to "
+                               "--backend lucene")
     tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
     options = ({"dense_dims": dense_dims, "hnsw_m": hnsw_m, "hnsw_ef_construction": hnsw_ef, "int8": int8}
                if backend == "lucene" else {})
     report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
-                          workers=workers, **options)
+                          workers=workers, wait=wait, **options)
     click.echo(report.summary(), err=True)
