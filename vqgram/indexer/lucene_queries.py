@@ -1,0 +1,119 @@
+"""Lucene queries from vqgram's inputs: weighted word disjunctions (BM25/TF-IDF), the exact Jaccard
+query, and the user's own query syntax over `words` and the metadata fields."""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import numpy as np
+
+from vqgram.indexer import jvm
+
+_PLAIN_WORD = re.compile(r"[a-z0-9_.]+")
+_QUERY_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
+
+
+def java_error(e: Exception) -> str:
+    """The first line of a Java exception's message (pyjnius puts it in `innermessage`)."""
+    msg = str(getattr(e, "innermessage", None) or e).strip().splitlines()
+    return msg[0] if msg else type(e).__name__
+
+
+def query_term(word: str) -> str:
+    """A word as one term of the classic query syntax (escaped unless plainly alphanumeric)."""
+    if _PLAIN_WORD.fullmatch(word):
+        return word
+    if not word or any(c.isspace() for c in word):
+        raise ValueError(f"query word {word!r} is empty or holds whitespace; words are single tokens")
+    escaped = _QUERY_SPECIAL.sub(r"\\\1", word)
+    return f"\\{escaped}" if escaped in ("AND", "OR", "NOT") else escaped
+
+
+def boosts(weights: Iterable[float]) -> list[str]:
+    """Weights as the classic parser reads them: positional, exactly the float32 Lucene keeps.
+
+    Raises ValueError for a negative or non-finite weight (Lucene boosts are >= 0)."""
+    w = np.fromiter(weights, dtype=np.float64)
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        bad = w[~(np.isfinite(w) & (w >= 0))][0]
+        raise ValueError(f"query weight {bad!r} must be finite and >= 0 (Lucene boosts cannot be negative)")
+    out = [repr(x) for x in w.astype(np.float32).astype(np.float64).tolist()]
+    # the grammar has no exponents: rare tiny/huge weights take the slow exact path
+    return [x if "e" not in x else np.format_float_positional(np.float32(x), unique=True, trim="0") for x in out]
+
+
+def words_query(weights: dict[str, float], boosted: bool = True) -> Any:
+    """The disjunction of `words` term queries, boosted by weight, as one Lucene BooleanQuery.
+
+    Parsed by Lucene's classic QueryParser from one string (one JNI call
+    instead of four per term); gives BooleanQuery(SHOULD BoostQuery(TermQuery)).
+    """
+    if boosted:
+        text = " ".join(f"{query_term(w)}^{x}" for w, x in zip(weights, boosts(weights.values())))
+    else:
+        text = " ".join(query_term(w) for w in weights)
+    parser = jvm.JQueryParser("words", jvm.JWhitespaceAnalyzer())
+    try:
+        return parser.parse(text)
+    except Exception as e:
+        raise ValueError(f"could not build a words query of {len(weights)} terms: {java_error(e)}") from e
+
+
+def jaccard_query(weights: dict[str, float]) -> Any:
+    """J = s / (|A| + |B| - s) as a FunctionScoreQuery over the plain disjunction.
+
+    With BooleanSimilarity every matched term scores its boost (1), so the
+    disjunction's score s is |A ∩ B|; `nwords` doc values hold |B|. The
+    arithmetic runs in float32 on exact small integers, so equal fractions
+    tie exactly. Documents sharing no word (J = 0) are not returned.
+    """
+    q = words_query(weights, boosted=False)
+    inter = jvm.JValueSource.fromDoubleValuesSource(jvm.JDoubleValuesSource.SCORES)
+    union = jvm.JSumFloatFunction(
+        [jvm.JIntFieldSource("nwords"), jvm.JLinearFloatFunction(inter, -1.0, float(len(weights)))]
+    )
+    return jvm.JFunctionScoreQuery(q, jvm.JDivFloatFunction(inter, union).asDoubleValuesSource())
+
+
+def words_query_for(weights: dict[str, float], similarity: str) -> Any:
+    """The query `similarity` ranks: the Jaccard function query, or the boosted disjunction."""
+    return jaccard_query(weights) if similarity == "jaccard" else words_query(weights)
+
+
+class TextQueryParser:
+    """Lucene query syntax (StandardQueryParser) over vqgram's fields; its analyzers are built on first use."""
+
+    def __init__(self) -> None:
+        self._parts: tuple[Any, Any] | None = None
+
+    def parse(self, query: str) -> Any:
+        """`words` is the default field; id/path/label are single terms; width/height/size/mtime take
+        ranges (`width:[0 TO 300]`). Raises ValueError naming the query when it does not parse."""
+        if self._parts is None:
+            self._parts = (_query_analyzer(), _points_config())
+        analyzer, points = self._parts
+        parser = jvm.JStandardQueryParser(analyzer)
+        parser.setPointsConfigMap(points)
+        try:
+            return parser.parse(query, "words")
+        except Exception as e:
+            raise ValueError(f"invalid Lucene query {query!r}: {java_error(e)}") from e
+
+
+def _query_analyzer() -> Any:
+    keyword = jvm.JKeywordAnalyzer()
+    per_field = jvm.JHashMap()
+    for f in ("id", "path", "label"):
+        per_field.put(f, keyword)
+    return jvm.JPerFieldAnalyzerWrapper(jvm.JWhitespaceAnalyzer(), per_field)
+
+
+def _points_config() -> Any:
+    fmt = jvm.JNumberFormat.getInstance(jvm.JLocale.ROOT)
+    fmt.setGroupingUsed(False)
+    JClass = jvm.JClass
+    types = {"width": "java.lang.Integer", "height": "java.lang.Integer", "size": "java.lang.Long", "mtime": "java.lang.Double"}
+    m = jvm.JHashMap()
+    for f, t in types.items():
+        m.put(f, jvm.JPointsConfig(fmt, JClass.forName(t)))
+    return m

@@ -1,0 +1,183 @@
+"""One committed state of a Lucene index: its DirectoryReader and what is derived from it.
+
+Searchers per similarity, the stored metadata of hits and the stored
+embeddings are built on first use and dropped together when a commit opens
+the next snapshot, so nothing read here can mix two commits.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from vqgram.indexer import jvm
+from vqgram.indexer.backend import DocMeta, Hit, rank
+from vqgram.indexer.lucene_documents import l2norm
+
+SIMILARITIES = ("bm25", "tfidf", "jaccard")
+# Lucene's BM25 defaults, which are also Tantivy's: comparisons between the two
+# engines then differ only in the engines. (Anserini's 0.9/0.4 were tuned on
+# MS MARCO passages, text whose lengths vary far more than image word counts.)
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+_TIE_MARGIN = 16  # hits collected past k to see whether the k-th is tied
+
+
+def query_vector(vector: np.ndarray, need: int) -> np.ndarray:
+    """A query embedding with at least `need` dims (a longer one is cut: any prefix is valid)."""
+    q = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if q.shape[0] < need:
+        raise ValueError(f"query vector has {q.shape[0]} dims; this search needs at least {need}")
+    if not np.isfinite(q[:need]).all():
+        raise ValueError("query vector holds NaN or infinity")
+    return q
+
+
+class LuceneSnapshot:
+    """A DirectoryReader on one commit, with per-commit caches; `close` releases the reader."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self._searchers: dict[tuple, Any] = {}
+        self._meta: dict[int, tuple[str, str, str, int, int]] = {}
+        self._vectors: tuple[list[str], list[int], np.ndarray] | None = None
+        self._prefixes: dict[int, np.ndarray] = {}  # dims -> row-normalised prefix of _vectors
+
+    @classmethod
+    def open(cls, directory: Any) -> "LuceneSnapshot":
+        """The last commit in `directory`."""
+        return cls(jvm.JDirectoryReader.open(directory))
+
+    def reopen(self) -> "LuceneSnapshot | None":
+        """A snapshot of a newer commit, or None when there is none (this one stays open either way)."""
+        newer = jvm.JDirectoryReader.openIfChanged(self.reader)
+        return None if newer is None else LuceneSnapshot(newer)
+
+    def close(self) -> None:
+        self._searchers.clear()
+        self.reader.close()
+
+    def count(self) -> int:
+        """Number of live documents."""
+        return int(self.reader.numDocs())
+
+    def live_docs(self) -> Iterable[int]:
+        """Doc numbers of the live (not deleted) documents, ascending."""
+        live = jvm.JMultiBits.getLiveDocs(self.reader)
+        for i in range(self.reader.maxDoc()):
+            if live is None or live.get(i):
+                yield i
+
+    def stored(self) -> dict[str, DocMeta]:
+        """path -> DocMeta of every live document."""
+        sf = self.reader.storedFields()
+        out = {}
+        for i in self.live_docs():
+            d = sf.document(i)  # all stored fields in one JNI call: cheaper than naming some
+            path = d.get("path")
+            out[path] = DocMeta(id=d.get("id"), path=path, mtime=float(d.get("mtime")), size=int(d.get("size")))
+        return out
+
+    def searcher(self, similarity: str = "bm25", k1: float = BM25_K1, b: float = BM25_B) -> Any:
+        """An IndexSearcher ranking by `similarity` (cached per setting); ValueError for an unknown one."""
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity {similarity!r} is not one of {', '.join(SIMILARITIES)}")
+        key = (similarity, k1, b) if similarity == "bm25" else (similarity,)
+        s = self._searchers.get(key)
+        if s is None:
+            s = jvm.JIndexSearcher(self.reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+            if similarity == "bm25":
+                s.setSimilarity(jvm.JBM25Similarity(float(k1), float(b)))
+            elif similarity == "tfidf":
+                s.setSimilarity(jvm.JClassicSimilarity())
+            else:  # jaccard: a matched term scores its boost (1), so a disjunction scores |A ∩ B|
+                s.setSimilarity(jvm.JBooleanSimilarity())
+            self._searchers[key] = s
+        return s
+
+    def hit_meta(self, docid: int) -> tuple[str, str, str, int, int]:
+        """(id, path, label, width, height) of doc number `docid`, read once per snapshot."""
+        m = self._meta.get(docid)
+        if m is None:
+            d = self.reader.storedFields().document(docid)
+            m = (d.get("id"), d.get("path"), d.get("label"), int(d.get("width")), int(d.get("height")))
+            self._meta[docid] = m
+        return m
+
+    def hit(self, docid: int, score: float) -> Hit:
+        i, path, label, w, h = self.hit_meta(docid)
+        return Hit(id=i, score=score, path=path, label=label, width=w, height=h)
+
+    def hits(self, searcher: Any, query: Any, k: int, transform: Callable[[float], float] | None = None) -> list[Hit]:
+        """Top k of `query` ranked by (-score, id).
+
+        Lucene's top-k collector breaks ties by doc number, and keeps its
+        MaxScore skipping only without a sort (a (score, id) Sort made 1000-term
+        queries ~3x slower); so we collect a few more than k, and only when
+        those are all tied with the k-th do we `searchAfter` the rest of the
+        tie. rank() then orders ties by id.
+        """
+        if k <= 0:
+            return []
+        n = int(k) + _TIE_MARGIN
+        docs = list(searcher.search(query, n).scoreDocs)
+        if len(docs) > k:
+            cut = docs[k - 1].score
+            batch = docs
+            while len(batch) == n and batch[-1].score == cut:  # the tie may go on past n
+                batch = list(searcher.searchAfter(batch[-1], query, n).scoreDocs)
+                docs += batch
+            docs = [sd for sd in docs if sd.score >= cut]
+        hits = []
+        for sd in docs:
+            score = float(sd.score) if transform is None else transform(float(sd.score))
+            hits.append(self.hit(sd.doc, score))
+        return rank(hits, k)
+
+    def full_ranking(self, searcher: Any, query: Any) -> tuple[list[str], list[float]]:
+        """(ids, scores) of every document `query` matches, in Lucene's order."""
+        docs = searcher.search(query, self.count()).scoreDocs
+        return [self.hit_meta(sd.doc)[0] for sd in docs], [sd.score for sd in docs]
+
+    def stored_vectors(self, vector_dims: int | None) -> tuple[list[str], list[int], np.ndarray]:
+        """ids, Lucene doc numbers and embeddings, read from the stored field once per snapshot."""
+        if self._vectors is None:
+            sf = self.reader.storedFields()
+            ids, docids, rows = [], [], []
+            for i in self.live_docs():
+                d = sf.document(i)
+                ref = d.getBinaryValue("embedding")
+                if ref is None:
+                    continue
+                # a stored field read back is a BytesRef over its own array (offset 0);
+                # ByteArray.tostring() copies it at once, bytes(...) would go byte by byte
+                raw = ref.bytes.tostring()
+                if len(raw) != 4 * (vector_dims or 0):
+                    raw = raw[ref.offset : ref.offset + ref.length]
+                ids.append(d.get("id"))
+                docids.append(i)
+                rows.append(np.frombuffer(raw, dtype="<f4"))
+            dim = vector_dims or 0
+            mat = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
+            self._vectors = (ids, docids, mat)
+        return self._vectors
+
+    def exact_hits(self, vector: np.ndarray, k: int, dims: int | None, vector_dims: int | None) -> list[Hit]:
+        """Brute-force cosine of `vector` over the stored embeddings' first `dims` (default: all)."""
+        ids, docids, mat = self.stored_vectors(vector_dims)
+        if k <= 0 or len(ids) == 0:
+            return []
+        d = mat.shape[1] if dims is None else int(dims)
+        if not 1 <= d <= mat.shape[1]:
+            raise ValueError(f"dims={dims} must be in 1..{mat.shape[1]}")
+        q = query_vector(vector, d)
+        prefix = self._prefixes.get(d)
+        if prefix is None:
+            prefix = self._prefixes[d] = l2norm(mat[:, :d])
+        scores = prefix @ l2norm(q[:d])
+        top = np.arange(len(scores))
+        if k < len(scores):  # every candidate tied with the k-th, so rank() breaks ties by id
+            kth = np.partition(-scores, k - 1)[k - 1]
+            top = np.nonzero(-scores <= kth)[0]
+        return rank((self.hit(docids[r], float(scores[r])) for r in top), k)
