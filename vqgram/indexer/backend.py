@@ -84,7 +84,8 @@ class IndexCorrupt(RuntimeError):
     """The engine found damaged or missing index files."""
 
     def __init__(self, path: Path, detail: str):
-        super().__init__(f"index {path} is damaged ({detail}); run 'vqgram check {path}' for details, "
+        self.detail = detail if len(detail) <= 240 else detail[:237] + "..."  # engines quote whole files
+        super().__init__(f"index {path} is damaged ({self.detail}); run 'vqgram check {path}' for details, "
                          "then index the folder again into a new index folder")
 
 

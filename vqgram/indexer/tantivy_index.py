@@ -53,7 +53,7 @@ def _has_field(schema: tantivy.Schema, name: str) -> bool:
 def _engine_error(path: Path, exc: Exception) -> Exception:
     """Tantivy's errors (ValueError with a Rust message) as one-line vqgram errors."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "LockBusy" in text or "lock" in text.lower():
+    if "LockBusy" in text:
         return IndexLocked(path)
     return IndexCorrupt(path, text)
 
