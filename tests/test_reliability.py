@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,14 +47,14 @@ engine.close()
 """
 
 
-def vector(i: int) -> np.ndarray:
-    v = np.random.default_rng(i).standard_normal(DIM).astype(np.float32)
+def vector(i: int, dim: int = DIM) -> np.ndarray:
+    v = np.random.default_rng(i).standard_normal(dim).astype(np.float32)
     return v / np.linalg.norm(v)
 
 
-def doc(i: int) -> ImageDoc:
+def doc(i: int, dim: int = DIM) -> ImageDoc:
     return ImageDoc(id=f"{i:08d}", path=f"/p/{i}.jpg", label=f"c{i % 3}", width=10, height=10, mtime=1.0, size=i,
-                    words=f"w{i % 7} w{i % 11} all", vector=vector(i))
+                    words=f"w{i % 7} w{i % 11} all", vector=vector(i, dim))
 
 
 def expected_count(commits: int, per: int) -> int:
@@ -136,31 +137,32 @@ def cli(*args, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("name", BACKENDS)
-def test_a_second_writer_is_refused_in_one_line_or_waits(tmp_path, name, photos):
+def test_a_second_writer_is_refused_in_one_line_or_waits(tmp_path, name, photos, tokenizer):
+    from vqgram import index_folder
+
     index = tmp_path / "idx"
-    assert cli("-q", "index", photos / "tench", "--index", index, "--backend", name, "--workers", 0).returncode == 0
+    index_folder(photos / "tench", index, tokenizer, backend=name, workers=0, progress=False)
     first = backend_class(name).open(index)
-    first.begin_writing()  # a run in progress (this process)
-    second = cli("-q", "index", photos / "parachute", "--index", index, "--backend", name, "--workers", 0)
-    assert second.returncode == 1 and second.stdout == ""
-    assert second.stderr.strip() == (f"error: index {index} is being written by another run (it holds the writer "
-                                      "lock); wait for that run to finish, or pass --wait to queue behind it")
-    with pytest.raises(IndexLocked):
-        backend_class(name).open(index).begin_writing()
-    waiting = subprocess.Popen([sys.executable, "-m", "vqgram.cli", "-q", "index", photos / "parachute", "--index",
-                                index, "--backend", name, "--workers", "0", "--wait"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first.add([doc(1)])
+    first.begin_writing()  # a run in progress
+    second = CliRunner().invoke(main, ["-q", "index", str(photos / "parachute"), "--index", str(index), "--backend",
+                                       name, "--workers", "0"])
+    assert second.exit_code == 1
+    assert second.output == (f"error: index {index} is being written by another run (it holds the writer lock); "
+                             "wait for that run to finish, or pass --wait to queue behind it\n")
+    reports = []
+    waiting = threading.Thread(target=lambda: reports.append(index_folder(
+        photos / "parachute", index, tokenizer, backend=name, workers=0, progress=False, wait=True)))
+    waiting.start()
+    first.add([doc(1, dim=tokenizer.embedding_dim)])
     first.commit()  # commits go on while the other run waits; the lock stays held
-    time.sleep(3)
-    assert waiting.poll() is None, waiting.communicate()
+    time.sleep(1.5)
+    assert waiting.is_alive() and not reports
     first.close()
-    out, err = waiting.communicate(timeout=300)
-    assert waiting.returncode == 0, err
+    waiting.join(300)
     n_photos = len(list((photos / "tench").glob("*.jpg"))) + len(list((photos / "parachute").glob("*.jpg")))
+    assert reports[0].total == n_photos + 1  # nothing lost by either writer
     engine = backend_class(name).open(index)
-    ids, _ = engine.vectors()
-    assert engine.count() == len(ids) == n_photos + 1  # nothing lost by either writer
+    assert engine.count() == len(engine.vectors()[0]) == n_photos + 1
     engine.close()
 
 
