@@ -58,6 +58,19 @@ def _engine_error(path: Path, exc: Exception) -> Exception:
     return IndexCorrupt(path, text)
 
 
+def _retrying(path: Path, open_files, attempts: int = 40):
+    """open_files(), again while a file it needs has just vanished: another process's commit replaced the
+    commit being opened and deleted its merged-away segments (Tantivy protects only its own process's
+    readers). The next try reads the new commit; a file still missing after that means a damaged index."""
+    for attempt in range(attempts):
+        try:
+            return open_files()
+        except ValueError as exc:
+            if "FileDoesNotExist" not in str(exc) or attempt == attempts - 1:
+                raise _engine_error(path, exc) from None
+            time.sleep(0.05)
+
+
 class TantivyBackend:
     name: ClassVar[str] = "tantivy"
 
@@ -74,11 +87,7 @@ class TantivyBackend:
     def _snapshot(self) -> None:
         """One searcher (a point-in-time view) until our next commit; doc addresses are stable in it,
         so stored fields fetched once per document are cached by address."""
-        try:
-            self._index.reload()
-            self._searcher = self._index.searcher()
-        except ValueError as exc:
-            raise _engine_error(self.path, exc) from None
+        self._searcher = _retrying(self.path, lambda: (self._index.reload(), self._index.searcher())[1])
         self._docs: dict[tuple[int, int], Hit] = {}
 
     @classmethod
@@ -90,11 +99,7 @@ class TantivyBackend:
 
     @classmethod
     def open(cls, path: Path) -> "TantivyBackend":
-        try:
-            index = tantivy.Index.open(str(path))
-        except ValueError as exc:
-            raise _engine_error(Path(path), exc) from None
-        return cls(path, index)
+        return cls(path, _retrying(Path(path), lambda: tantivy.Index.open(str(path))))
 
     # --- writing -----------------------------------------------------------------------
 
