@@ -354,3 +354,11 @@ def test_search_options_that_would_be_ignored_are_usage_errors(small_index, quer
 def test_search_options_with_a_text_query_are_usage_errors(small_index):
     result = CliRunner().invoke(main, ["search", str(small_index), "--query", "all", "--mode", "dense"])
     assert result.exit_code == 2 and "--mode apply to --image searches only" in result.output
+
+
+def test_creation_options_on_an_existing_index_must_match_it(tmp_path, photos, tokenizer):
+    index = small("lucene", tmp_path / "idx", tokenizer, 5)  # made with dense_dims=8
+    args = ["index", str(photos / "tench"), "--index", str(index), "--backend", "lucene", "--dense-dims", "64"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert f"index {index} was made with other settings: dense_dims=64 (index: 8)" in result.output

@@ -107,6 +107,9 @@ class Backend(Protocol):
     name: ClassVar[str]
     path: Path
 
+    def creation_options(self) -> dict:
+        """The options `create` took (e.g. Lucene's HNSW settings), as stored with the index."""
+
     def begin_writing(self, wait: bool = False) -> None:
         """Take the index's writer lock for this run (held until `close`, across commits).
 

@@ -135,6 +135,12 @@ class LuceneBackend:
             raise _engine_error(path, exc) from None
         return self
 
+    def creation_options(self) -> dict:
+        """The HNSW settings `create` took, as `lucene.json` holds them."""
+        s = self.settings
+        return {"dense_dims": s.dense_dims, "hnsw_m": s.hnsw_m, "hnsw_ef_construction": s.hnsw_ef_construction,
+                "int8": s.int8}
+
     def _open_writer(self, create: bool = False) -> None:
         s = self.settings
         analyzer = jvm.JWhitespaceAnalyzer()

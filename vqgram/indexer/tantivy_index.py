@@ -101,6 +101,10 @@ class TantivyBackend:
     def open(cls, path: Path) -> "TantivyBackend":
         return cls(path, _retrying(Path(path), lambda: tantivy.Index.open(str(path))))
 
+    def creation_options(self) -> dict:
+        """Tantivy indexes take no options."""
+        return {}
+
     # --- writing -----------------------------------------------------------------------
 
     def begin_writing(self, wait: bool = False) -> None:
