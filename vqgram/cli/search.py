@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from .app import friendly, main
+from .app import friendly, given, main, option_flag
 
 def parse_stages(value: str):
     """'16:200,64:50' -> funnel stages (dims:shortlist, dims increasing)."""
@@ -45,17 +45,29 @@ def parse_stages(value: str):
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.option("--print-query", type=click.Choice(["opensearch", "elasticsearch"]), default=None,
               help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
+@click.pass_context
 @friendly
-def search(index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages,
-           prf_depth, as_json, print_query):
+def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, fusion, weights, depth,
+           stages, prf_depth, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
-    from ..searcher.searcher import SearchOptions, Searcher
+    from ..searcher.searcher import OPTION_MODES, SearchOptions, Searcher, unused_options
 
     if bool(image) == bool(query):
         raise click.UsageError("give exactly one of --image or --query")
     options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
-                            exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages, prf_depth=prf_depth)
+                            exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages,
+                            prf_depth=prf_depth)
     with Searcher(index) as searcher:
+        if query:
+            image_only = given(ctx, ("mode", *OPTION_MODES))
+            if image_only:
+                raise click.UsageError(f"{', '.join(option_flag(ctx, n) for n in image_only)} apply to --image "
+                                       "searches only, not to --query")
+        else:
+            unused = unused_options(given(ctx, OPTION_MODES), mode, searcher.handle.manifest.backend)
+            if unused:
+                raise click.UsageError("; ".join(f"{option_flag(ctx, n)} {why}" for n, why in unused))
+            searcher.check_options(options)
         if print_query:
             click.echo(json.dumps(_cluster_query(searcher, print_query, image, k, options), indent=2))
             return

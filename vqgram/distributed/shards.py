@@ -4,8 +4,9 @@ Each partition of `vqgram encode` can become a shard (`vqgram index --encoded
 part-00003.parquet --index shard-3`) on any machine; `merge_shards` then joins
 them without re-encoding or re-indexing a document:
 - Lucene: `IndexWriter.addIndexes(Directory...)` copies the shards' segments;
-- Tantivy: the shards' segment files are copied and listed in one meta.json
-  (what Tantivy's own segment merge starts from), the vector sidecars joined.
+- Tantivy: the shards' segment files (embeddings included: they are stored
+  fields) are copied and listed in one meta.json, what Tantivy's own segment
+  merge starts from (tantivy-py exposes no merge call).
 Scores then use collection statistics over all shards (document counts,
 document frequencies, average lengths), so results equal those of one index.
 Shards must come from the same tokenizer and backend settings and hold
@@ -22,7 +23,6 @@ from typing import Sequence
 
 from ..config import MANIFEST_NAME, save_json, to_dict
 from ..indexer.store import open_index, read_manifest
-from ..indexer.vectors import VectorStore
 
 TANTIVY_META = "meta.json"
 
@@ -79,10 +79,11 @@ def _merge_lucene(shards: list[Path], into: Path) -> None:
         raise ValueError("the shards' Lucene settings differ (dense dims, HNSW, int8 or vector width); "
                          "build every shard with the same 'vqgram index' options")
     first = settings[0]
-    target = LuceneBackend.create(into, dense_dims=first.dense_dims, hnsw_m=first.hnsw_m,
-                                  hnsw_ef_construction=first.hnsw_ef_construction, int8=first.int8)
+    target = LuceneBackend.create(into, embedding_dim=next(iter(dims), None), dense_dims=first.dense_dims,
+                                  hnsw_m=first.hnsw_m, hnsw_ef_construction=first.hnsw_ef_construction,
+                                  int8=first.int8)
     try:
-        target.add_indexes(shards, next(iter(dims), None))
+        target.add_indexes(shards)
         target.commit()
     finally:
         target.close()
@@ -103,9 +104,3 @@ def _merge_tantivy(shards: list[Path], into: Path) -> None:
     tmp = into / (TANTIVY_META + ".tmp")
     tmp.write_text(json.dumps(merged))
     tmp.replace(into / TANTIVY_META)
-    vectors = VectorStore(into)
-    for shard in shards:
-        ids, matrix = VectorStore(shard).matrix()
-        for i, v in zip(ids, matrix):
-            vectors.upsert(i, v)
-    vectors.commit()

@@ -107,8 +107,7 @@ class ScaleRun:
         shutil.rmtree(path, ignore_errors=True)
         handle = create_or_open(path, self.made_by, backend, **options)
         start, done = time.time(), 0
-        keep_vectors = backend == "lucene"  # Tantivy's dense track is the numpy scan measured as backend "numpy"
-        for docs, vecs in self.collection.batches(n, vectors=keep_vectors):
+        for docs, vecs in self.collection.batches(n):
             if not words:
                 docs = [replace(d, words="") for d in docs]
             handle.backend.add(docs)

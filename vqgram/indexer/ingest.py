@@ -33,11 +33,13 @@ ADD_BATCH = 256
 
 
 def index_encoded(source: str | Path, index: str | Path, *, backend: str = "tantivy", tokenizer=None,
-                  commit_every: int = 2048, progress: bool = True, **backend_options) -> IndexReport:
+                  commit_every: int = 2048, progress: bool = True, wait: bool = False,
+                  **backend_options) -> IndexReport:
     """Index the encoded rows at `source` (a file or a folder of them) into `index` (created if missing).
 
     tokenizer: who encoded rows that do not say so themselves (a JSON Lines
     file without its header line); rows that do say are checked against the index.
+    The run holds the writer lock throughout, as `index_folder` does (`wait`: wait for another run).
     """
     rows = open_rows(source)
     made_by = rows.encoded_by
@@ -46,9 +48,11 @@ def index_encoded(source: str | Path, index: str | Path, *, backend: str = "tant
             raise ValueError(f"{source} does not say which tokenizer encoded it; name the model and k-gram settings "
                              "that did (vqgram index --encoded FILE --model ...)")
         made_by = EncodedBy.of(tokenizer)
+    start = time.time()
     handle = create_or_open(Path(index), made_by, backend, **backend_options)
     try:
-        return _ingest(rows, handle, made_by, commit_every, progress)
+        handle.backend.begin_writing(wait)
+        return _ingest(rows, handle, made_by, commit_every, progress, start)
     finally:
         handle.close()
 
@@ -63,8 +67,7 @@ def _present_paths(rows: RowSource) -> dict[str, object]:
 
 
 def _ingest(rows: RowSource, handle: IndexHandle, made_by: EncodedBy, commit_every: int,
-            progress: bool) -> IndexReport:
-    start = time.time()
+            progress: bool, start: float) -> IndexReport:
     engine = handle.backend
     stored = engine.stored()
     present = _present_paths(rows)

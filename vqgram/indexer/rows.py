@@ -72,9 +72,13 @@ class EncodedBy:
 
     @classmethod
     def of(cls, tokenizer, folder: str = "") -> "EncodedBy":
-        model = tokenizer.config.model
-        dim = model.mrl.dim if model.mrl is not None else tokenizer.spec.channels
-        return cls(tokenizer.config, tokenizer.model_path, tokenizer.model_sha256, int(dim), str(folder))
+        return cls(tokenizer.config, tokenizer.model_path, tokenizer.model_sha256, int(tokenizer.embedding_dim),
+                   str(folder))
+
+    @property
+    def embedding_dim(self) -> int:
+        """As `Tokenizer.embedding_dim`: a new index is made for embeddings of this width."""
+        return self.vector_dim
 
     def to_json(self) -> dict:
         return {"tokenizer": to_dict(self.config), "model_path": self.model_path, "model_sha256": self.model_sha256,

@@ -14,6 +14,7 @@ import numpy as np
 from ..indexer.backend import Hit, Ranking
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
 from ..tokenizer.encoder import Tokenizer
+from ..tokenizer.model import embedding_sizes
 from .funnel import FunnelIndex, FunnelStage, prefix_normalize
 from .fusion import fuse, fuse_rankings
 from .queries import prune_by_idf, term_weights
@@ -47,6 +48,36 @@ class SearchOptions:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
         if self.prf_depth < 0:
             raise ValueError(f"prf_depth={self.prf_depth} must be 0 (off) or a number of neighbours")
+
+
+# The modes that read each option (given to another mode, it would be silently ignored), and the
+# options only Lucene's HNSW reads.
+OPTION_MODES = {
+    "max_terms": WORD_MODES + ("hybrid",),
+    "prune_terms": WORD_MODES + ("hybrid",),
+    "k1": ("bm25", "hybrid"),
+    "b": ("bm25", "hybrid"),
+    "dims": ("dense", "hybrid"),
+    "ef": ("dense", "hybrid"),
+    "exact": ("dense", "hybrid"),
+    "fusion": ("hybrid",),
+    "weights": ("hybrid",),
+    "depth": ("hybrid",),
+    "stages": ("funnel",),
+    "prf_depth": ("dense", "hybrid", "funnel"),
+}
+HNSW_OPTIONS = ("ef", "exact")
+
+
+def unused_options(names, mode: str, backend: str) -> list[tuple[str, str]]:
+    """(option, why) for each of `names` (SearchOptions fields) that `mode` on `backend` would ignore."""
+    out = []
+    for n in names:
+        if mode not in OPTION_MODES[n]:
+            out.append((n, f"applies to mode {' / '.join(OPTION_MODES[n])} only, not {mode}"))
+        elif n in HNSW_OPTIONS and backend != "lucene":
+            out.append((n, f"applies to Lucene's HNSW only; this index is {backend} (dense search is exact)"))
+    return out
 
 
 def _similarity(o: SearchOptions) -> str:
@@ -83,9 +114,21 @@ class Searcher:
             raise ValueError(f"cannot read query image {path}: {exc}") from None
         return self.tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
 
+    def check_options(self, options: SearchOptions) -> None:
+        """ValueError when an embedding width the mode will use is not one the index's model nests."""
+        sizes = embedding_sizes(self.handle.manifest.tokenizer.model)
+        asked = [("dims", options.dims)] if options.dims is not None and options.mode in OPTION_MODES["dims"] else []
+        if options.mode == "funnel":
+            asked += [("funnel stage dims", st.dim) for st in options.stages]
+        for name, d in asked:
+            if d not in sizes:
+                raise ValueError(f"{name}={d} is not an embedding width of this index's model; "
+                                 f"choose one of {', '.join(map(str, sizes))}")
+
     def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
                        options: SearchOptions = SearchOptions()) -> list[Hit]:
         """Rank by an image's words ({word: count}) and/or its embedding, as `options.mode` says."""
+        self.check_options(options)
         mode = options.mode
         if mode in WORD_MODES:
             return self._words(words, k, options)
@@ -107,6 +150,7 @@ class Searcher:
         Hybrid: the two full runs fused. Funnel: its shortlist in reranked
         order, then the rest in the first stage's prefix order.
         """
+        self.check_options(options)
         mode = options.mode
         if mode in WORD_MODES:
             return self._rank_words(words, options)
@@ -145,7 +189,14 @@ class Searcher:
         return prune_by_idf(weights, backend.doc_freqs(weights), backend.count(), o.prune_terms)
 
     def _dense(self, vector, k, o: SearchOptions) -> list[Hit]:
-        return self.handle.backend.search_vector(vector, k, dims=o.dims, ef=o.ef, exact=o.exact)
+        """The engine's HNSW when it has one for this prefix (and no exact scan is asked), else our exact scan."""
+        backend = self.handle.backend
+        ann = backend.ann_dims()
+        if ann is not None and not o.exact and o.dims in (None, ann):
+            return backend.search_vector(vector, k, ef=o.ef)
+        ids, index = self._vector_index()
+        top, scores = index.search_exact(self._query(vector), min(k, len(ids)), dim=o.dims)
+        return backend.lookup(ids[top[0]].tolist(), scores[0].tolist())
 
     def _rank_dense(self, vector, dims: int | None) -> Ranking:
         ids, index = self._vector_index()

@@ -17,7 +17,7 @@ from ..images import ImageFile, load_resized, to_tensor
 from .device import resolve_device
 from .feature_cache import FeatureCache, default_root, feature_maps
 from .kgrams import KGramWords
-from .model import DEFAULT_MODEL, VQGramModel, load_model, weights_sha256
+from .model import DEFAULT_MODEL, VQGramModel, embedding_sizes, load_model, weights_sha256
 
 
 class Encoded(NamedTuple):
@@ -49,6 +49,11 @@ class Tokenizer:
     @property
     def spec(self):
         return self.model.spec
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the embeddings this tokenizer gives."""
+        return embedding_sizes(self.config.model)[-1]
 
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> Encoded:

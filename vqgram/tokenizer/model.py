@@ -82,6 +82,14 @@ class VQGramModel(nn.Module):
         return ModelOutput(codes, F.normalize(embedding.float(), dim=-1))
 
 
+def embedding_sizes(config: ModelConfig) -> tuple[int, ...]:
+    """The widths an embedding of this model may be cut to, ascending; the last is its full width.
+
+    A Matryoshka head's nesting sizes (each prefix was trained to be an
+    embedding); without one, the pooled backbone feature, whole only."""
+    return tuple(config.mrl.nesting) if config.mrl else (get_spec(config.backbone).channels,)
+
+
 def save_model(model: VQGramModel, folder: Path, card: dict) -> Path:
     """Write heads.pt and model.json into `folder` (created if missing)."""
     folder = Path(folder)
