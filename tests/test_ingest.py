@@ -1,4 +1,4 @@
-"""`index --encoded`: rows encoded elsewhere go into the same index a folder run makes, bad rows are named and skipped."""
+"""`index --encoded`: rows encoded elsewhere make the index a folder run makes; bad rows are named and skipped."""
 import json
 import shutil
 from dataclasses import replace

@@ -27,7 +27,8 @@ def _sizes(value: str) -> list[int]:
 @bench.command()
 @click.option("--rows", "source", required=True, type=click.Path(exists=True),
               help="Encoded rows of real images (vqgram encode FOLDER --out DIR) to derive documents from.")
-@click.option("--docs", default="10000", callback=lambda c, p, v: _sizes(v), help="Collection sizes, e.g. 10000,100000.")
+@click.option("--docs", default="10000", callback=lambda c, p, v: _sizes(v),
+              help="Collection sizes, e.g. 10000,100000.")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(["tantivy", "lucene"]),
               default=("tantivy", "lucene"))
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Write the rows here.")

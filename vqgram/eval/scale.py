@@ -10,7 +10,8 @@ Modes:
 - words-exhaustive: every query word, every matching document ranked (the reference);
 - words-topk: every query word, top 100 without exact hit counts (Tantivy's TopDocs
   without Count, Lucene's TopScoreDocCollector with its 1000-hit threshold: block-max WAND);
-- words-prune-N: the N query words of highest weight x idf, top 100;
+- words-heaviest-N: the N heaviest query words (`--max-terms N`), top 100;
+- words-prune-N: the N query words of highest weight x idf (`--prune N`), top 100;
 - dense-exact, dense-funnel: the exact scan and the Matryoshka funnel over the full
   embeddings (numpy/torch, what both backends run; backend "numpy"), recall against exact;
 - dense-hnsw, dense-hnsw-int8 (Lucene): HNSW on the indexed prefix, recall against an
@@ -135,6 +136,11 @@ class ScaleRun:
             self._emit(**common, mode="words-topk", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                        recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
             for keep in self.prune:
+                found, ms = _timed(lambda q, keep=keep: [h.id for h in engine.search_words(term_weights(q, keep), K)],
+                                   [q.words for q in self.collection.queries])
+                self._emit(**common, mode=f"words-heaviest-{keep}", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                           recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
+
                 def pruned(w, keep=keep):
                     return [h.id for h in engine.search_words(prune_by_idf(w, engine.doc_freqs(w), n, keep), K)]
                 found, ms = _timed(pruned, weights)
@@ -156,14 +162,14 @@ class ScaleRun:
 
     def _dense(self, n: int, vectors: np.ndarray) -> None:
         qs = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])
+        stages = [FunnelStage(16, min(n, 2000)), FunnelStage(64, min(n, 400))]
         start = time.time()
-        index = FunnelIndex(vectors, prefix_dims=())
+        index = FunnelIndex(vectors, prefix_dims=[st.dim for st in stages])  # prefixes normalised once, not per query
         common = dict(docs=n, backend="numpy", index_mib=vectors.nbytes / 2**20,
                       bytes_per_doc=vectors.shape[1] * 4, build_s=time.time() - start)
         exact, ms = _timed(lambda q: index.search_exact(q[None], K)[0][0].tolist(), qs)
         self._emit(**common, mode="dense-exact", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                    recall_at_100=1.0, recall_at_10=1.0)
-        stages = [FunnelStage(16, min(n, 2000)), FunnelStage(64, min(n, 400))]
         found, ms = _timed(lambda q: index.search_funnel(q[None], K, stages)[0][0].tolist(), qs)
         self._emit(**common, mode="dense-funnel-16:2000,64:400", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                    recall_at_100=_recall(found, exact, K), recall_at_10=_recall(found, exact, 10))

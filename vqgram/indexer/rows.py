@@ -155,7 +155,8 @@ def _vector(vector: Any, where: str, dim: int) -> np.ndarray:
     except (TypeError, ValueError):
         raise BadRow(f"{where}: vector must be a list of numbers") from None
     if v.ndim != 1 or v.shape[0] != dim:
-        raise BadRow(f"{where}: vector width {v.shape[0] if v.ndim == 1 else v.shape} but this tokenizer makes {dim}")
+        width = v.shape[0] if v.ndim == 1 else v.shape
+        raise BadRow(f"{where}: vector width {width} but this tokenizer makes {dim}")
     norm = float(np.linalg.norm(v))
     if not math.isfinite(norm) or norm == 0:
         raise BadRow(f"{where}: vector holds NaN, infinity or only zeros")
