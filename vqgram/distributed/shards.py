@@ -25,6 +25,7 @@ from ..config import MANIFEST_NAME, save_json, to_dict
 from ..indexer.store import open_index, read_manifest
 
 TANTIVY_META = "meta.json"
+TANTIVY_MANAGED = ".managed.json"
 
 
 def merge_shards(shards: Sequence[str | Path], into: str | Path) -> int:
@@ -93,13 +94,17 @@ def _merge_tantivy(shards: list[Path], into: Path) -> None:
     metas = [json.loads((s / TANTIVY_META).read_text()) for s in shards]
     if len({json.dumps(m["schema"], sort_keys=True) for m in metas}) > 1:
         raise ValueError("the shards' Tantivy schemas differ; build every shard with the same vqgram")
-    segments = []
+    segments, copied = [], []
     for shard, meta in zip(shards, metas):
         for seg in meta["segments"]:
             prefix = seg["segment_id"].replace("-", "")
             for f in shard.glob(f"{prefix}.*"):
                 shutil.copy2(f, into / f.name)
+                copied.append(f.name)
             segments.append(seg)
+    # Tantivy's garbage collector only deletes files it manages: list the copies so that later
+    # segment merges of this index reclaim them
+    (into / TANTIVY_MANAGED).write_text(json.dumps(copied + [TANTIVY_META]))
     merged = {**metas[0], "segments": segments, "opstamp": max(m["opstamp"] for m in metas)}
     tmp = into / (TANTIVY_META + ".tmp")
     tmp.write_text(json.dumps(merged))
