@@ -164,7 +164,7 @@ class ScaleRun:
         qs = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])
         stages = [FunnelStage(16, min(n, 2000)), FunnelStage(64, min(n, 400))]
         start = time.time()
-        index = FunnelIndex(vectors, prefix_dims=[st.dim for st in stages])  # prefixes normalised once, not per query
+        index = FunnelIndex(vectors, prefix_dims=[st.dim for st in stages])  # prefixes made here, not in a query's time
         common = dict(docs=n, backend="numpy", index_mib=vectors.nbytes / 2**20,
                       bytes_per_doc=vectors.shape[1] * 4, build_s=time.time() - start)
         exact, ms = _timed(lambda q: index.search_exact(q[None], K)[0][0].tolist(), qs)
