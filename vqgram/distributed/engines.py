@@ -104,8 +104,9 @@ def _run_local(parts, settings, workers, address) -> list[dict]:
 def _run_ray(parts, settings, workers, address) -> list[dict]:
     try:
         import ray
-    except ImportError:
-        raise RuntimeError("the ray engine needs Ray: pip install 'ray[data]'") from None
+        import ray.data  # noqa: F401  (needs the [data] extra: pandas)
+    except ImportError as exc:
+        raise RuntimeError(f"the ray engine needs Ray Data: pip install 'ray[data]' ({exc})") from None
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
