@@ -16,7 +16,7 @@ def plot_scale(rows: Sequence[dict], out: Path) -> Path:
     lines: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         lines[f"{r['backend']} {r['mode']}"].append(r)
-    fig, (cost, quality) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (cost, quality) = plt.subplots(1, 2, figsize=(14, 4.5))
     for ax in (cost, quality):
         ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for name, pts in sorted(lines.items()):
@@ -29,7 +29,7 @@ def plot_scale(rows: Sequence[dict], out: Path) -> Path:
     cost.axhline(100, color="grey", lw=0.8, ls=":")
     quality.set(xscale="log", xlabel="documents", ylabel="recall@100 vs exhaustive", title="Quality", ylim=(0, 1.02))
     quality.axhline(0.95, color="grey", lw=0.8, ls=":")
-    quality.legend(fontsize=7, loc="lower left")
+    quality.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
