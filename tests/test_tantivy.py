@@ -1,15 +1,17 @@
 """The Tantivy backend on a hand-made three-document index: BM25 derived by hand, upserts, deletes."""
 import math
 
+import numpy as np
 import pytest
 
 from vqgram.indexer.backend import ImageDoc
 from vqgram.indexer.tantivy_index import TantivyBackend
 
 
-def doc(i, words, label="x", path=None):
+def doc(i, words, label="x", path=None, vector=None):
+    vector = np.eye(10, dtype=np.float32)[i] if vector is None else vector
     return ImageDoc(id=f"id{i}", path=path or f"/p/{i}.jpg", label=label, width=10 + i, height=20, mtime=1.5 + i,
-                    size=100 + i, words=words)
+                    size=100 + i, words=words, vector=vector)
 
 
 DOCS = [
@@ -98,16 +100,42 @@ def test_uncommitted_changes_are_lost_on_close_but_the_commit_stays(tmp_path):
 
 
 def test_vectors_commit_with_the_index(tmp_path):
-    import numpy as np
-
     b = TantivyBackend.create(tmp_path / "idx")
     vec = np.eye(3, dtype=np.float32)
-    b.add([ImageDoc(**{**doc(i, "h0i0j0c1").__dict__, "vector": vec[i]}) for i in range(3)])
+    b.add([doc(i, "h0i0j0c1", vector=vec[i]) for i in range(3)])
     b.commit()
     b.delete(["id1"])
-    b.add([ImageDoc(**{**doc(7, "h0i0j0c1").__dict__, "vector": vec[0]})])
+    b.add([doc(7, "h0i0j0c1", vector=vec[0])])
     b.close()  # uncommitted: lost
     again = TantivyBackend.open(tmp_path / "idx")
     ids, matrix = again.vectors()
     assert ids == ["id0", "id1", "id2"]
     assert np.array_equal(matrix, vec)
+
+
+def test_every_document_needs_an_embedding_of_the_index_width(tmp_path):
+    b = TantivyBackend.create(tmp_path / "idx", embedding_dim=10)
+    with pytest.raises(ValueError, match="needs a 1-d embedding"):
+        b.add([ImageDoc(**{**doc(1, "w").__dict__, "vector": None})])
+    with pytest.raises(ValueError, match="a 3-d embedding in an index of 10-d ones"):
+        b.add([doc(1, "w", vector=np.ones(3, np.float32))])
+    b.close()
+
+
+def test_one_writer_per_run_and_readers_never_block(tmp_path):
+    from vqgram.indexer.backend import IndexLocked
+
+    first = TantivyBackend.create(tmp_path / "idx")
+    first.begin_writing()
+    second = TantivyBackend.open(tmp_path / "idx")
+    with pytest.raises(IndexLocked, match="is being written by another run"):
+        second.begin_writing()
+    first.add(DOCS)
+    first.commit()  # the lock stays with the run across commits
+    with pytest.raises(IndexLocked):
+        second.add(DOCS)
+    assert TantivyBackend.open(tmp_path / "idx").count() == 3  # a reader meanwhile
+    first.close()
+    second.begin_writing()  # released at the end of the run; the new writer sees the last commit
+    assert second.count() == 3
+    second.close()

@@ -23,16 +23,38 @@ class UserError(click.ClickException):
 
 
 def friendly(fn):
-    """Turn expected failures (bad paths, bad values, locked index) into one-line errors."""
+    """Turn expected failures (bad paths, bad values, locked or damaged index, an engine's own error)
+    into one-line errors."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError, PermissionError) as exc:
-            raise UserError(str(exc)) from None
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise UserError(_first_line(exc)) from None
+        except Exception as exc:
+            if type(exc).__name__ != "JavaException":  # jnius: a Lucene error no backend translated
+                raise
+            raise UserError(f"Lucene failed: {_first_line(exc)} (if an index is damaged, 'vqgram check INDEX' "
+                            "says what is wrong)") from None
 
     return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "innermessage", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def given(ctx: click.Context, names) -> list[str]:
+    """Those of `names` (parameter names) the user set on the command line (not left at their defaults)."""
+    return [n for n in names if ctx.get_parameter_source(n) not in (None, click.core.ParameterSource.DEFAULT)]
+
+
+def option_flag(ctx: click.Context, name: str) -> str:
+    """A parameter's name as typed (--dense-dims for dense_dims)."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return max(param.opts, key=len)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -76,7 +98,13 @@ def cache_options(fn):
     return wrapper
 
 
-def make_tokenizer(model, kgram, kernel, padding, stride, max_size):
+def device_option(fn):
+    """--device auto|cpu|cuda|mps: where the network runs (bf16 autocast and channels_last on CUDA)."""
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="cpu",
+                        help="Where the network runs; auto picks cuda, then mps, then cpu.")(fn)
+
+
+def make_tokenizer(model, kgram, kernel, padding, stride, max_size, device="cpu"):
     from ..tokenizer.encoder import Tokenizer
 
-    return Tokenizer.from_model(model, KGramConfig(kgram, kernel, padding, stride), max_size)
+    return Tokenizer.from_model(model, KGramConfig(kgram, kernel, padding, stride), max_size, device=device)

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from .app import friendly, main
+from .app import friendly, given, main, option_flag
 
 def parse_stages(value: str):
     """'16:200,64:50' -> funnel stages (dims:shortlist, dims increasing)."""
@@ -26,6 +26,8 @@ def parse_stages(value: str):
 @click.option("--mode", type=click.Choice(["bm25", "tfidf", "jaccard", "dense", "hybrid", "funnel"]), default="bm25",
               help="How an image query ranks (tfidf, jaccard and BM25 k1/b need a Lucene index).")
 @click.option("--max-terms", type=click.IntRange(1), default=None, help="Keep the N heaviest query words.")
+@click.option("--prune", "prune_terms", type=click.IntRange(1), default=None,
+              help="Keep the N query words of highest weight x idf (faster on large indexes; docs/SCALE.md).")
 @click.option("--k1", type=float, default=1.2, help="BM25 k1.")
 @click.option("--b", type=float, default=0.75, help="BM25 b.")
 @click.option("--dims", type=click.IntRange(1), default=None, help="Dense: embedding prefix (Matryoshka).")
@@ -41,17 +43,34 @@ def parse_stages(value: str):
 @click.option("--prf-depth", type=click.IntRange(0), default=0,
               help="Dense, hybrid, funnel: average the query embedding with its N nearest first (0: off).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option("--print-query", type=click.Choice(["opensearch", "elasticsearch"]), default=None,
+              help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
+@click.pass_context
 @friendly
-def search(index, image, query, k, mode, max_terms, k1, b, dims, ef, exact, fusion, weights, depth, stages, prf_depth,
-           as_json):
+def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, fusion, weights, depth,
+           stages, prf_depth, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
-    from ..searcher.searcher import SearchOptions, Searcher
+    from ..searcher.searcher import OPTION_MODES, SearchOptions, Searcher, unused_options
 
     if bool(image) == bool(query):
         raise click.UsageError("give exactly one of --image or --query")
-    options = SearchOptions(mode=mode, max_terms=max_terms, k1=k1, b=b, dims=dims, ef=ef, exact=exact,
-                            fusion=fusion, weights=tuple(weights), depth=depth, stages=stages, prf_depth=prf_depth)
+    options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
+                            exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages,
+                            prf_depth=prf_depth)
     with Searcher(index) as searcher:
+        if query:
+            image_only = given(ctx, ("mode", *OPTION_MODES))
+            if image_only:
+                raise click.UsageError(f"{', '.join(option_flag(ctx, n) for n in image_only)} apply to --image "
+                                       "searches only, not to --query")
+        else:
+            unused = unused_options(given(ctx, OPTION_MODES), mode, searcher.handle.manifest.backend)
+            if unused:
+                raise click.UsageError("; ".join(f"{option_flag(ctx, n)} {why}" for n, why in unused))
+            searcher.check_options(options)
+        if print_query:
+            click.echo(json.dumps(_cluster_query(searcher, print_query, image, k, options), indent=2))
+            return
         hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k)
     if as_json:
         click.echo(json.dumps({"hits": [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]}, indent=2))
@@ -60,3 +79,15 @@ def search(index, image, query, k, mode, max_terms, k1, b, dims, ef, exact, fusi
         click.echo(f"{r:>3}  {h.score:10.4f}  {h.path}  {h.label}")
     if not hits:
         click.echo("no hits", err=True)
+
+
+def _cluster_query(searcher, target: str, image, k: int, options) -> dict:
+    from ..distributed.cluster import query_body
+    from ..distributed.export import vector_spec
+
+    if not image:
+        raise click.UsageError("--print-query needs --image (a text query is already the engine's own syntax)")
+    words, vector = searcher.encode_image(image)
+    spec = vector_spec(searcher.handle, len(vector), options.dims)
+    return query_body(target, options.mode, k, searcher.query_weights(words, options), vector, spec,
+                      ef=options.ef or 100, fusion_weights=options.weights)

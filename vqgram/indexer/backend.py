@@ -72,20 +72,58 @@ def rank(hits: Iterable[Hit], k: int) -> list[Hit]:
     return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
 
 
+class IndexLocked(RuntimeError):
+    """Another run holds the index's writer lock."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"index {path} is being written by another run (it holds the writer lock); "
+                         "wait for that run to finish, or pass --wait to queue behind it")
+
+
+class IndexCorrupt(RuntimeError):
+    """The engine found damaged or missing index files."""
+
+    def __init__(self, path: Path, detail: str):
+        self.detail = detail if len(detail) <= 240 else detail[:237] + "..."  # engines quote whole files
+        super().__init__(f"index {path} is damaged ({self.detail}); run 'vqgram check {path}' for details, "
+                         "then index the folder again into a new index folder")
+
+
+def embedding_bytes(vector: np.ndarray) -> bytes:
+    """An embedding as stored in a document: float32 little-endian."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def embedding_matrix(rows: Sequence[bytes], dim: int) -> np.ndarray:
+    """Stored embeddings (equal-length byte strings) -> one (N, dim) float32 matrix."""
+    if not rows:
+        return np.zeros((0, dim), np.float32)
+    return np.frombuffer(b"".join(rows), dtype="<f4").reshape(len(rows), -1).astype(np.float32)
+
+
 class Backend(Protocol):
     """An index folder opened for reading and writing by one engine."""
 
     name: ClassVar[str]
     path: Path
 
+    def creation_options(self) -> dict:
+        """The options `create` took (e.g. Lucene's HNSW settings), as stored with the index."""
+
+    def begin_writing(self, wait: bool = False) -> None:
+        """Take the index's writer lock for this run (held until `close`, across commits).
+
+        Raises IndexLocked when another run holds it, or, with `wait`, waits for it."""
+
     def add(self, docs: Sequence[ImageDoc]) -> None:
-        """Insert or replace (same id) documents; visible after `commit`."""
+        """Insert or replace (same id) documents, each with its embedding; visible after `commit`."""
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove documents by id; visible after `commit`."""
 
     def commit(self) -> None:
-        """Make all changes durable; a crash before it leaves the last commit intact."""
+        """Make all changes durable, documents and embeddings in one engine commit (a crash leaves the
+        last commit or this one, never a mix); the writer lock stays held."""
 
     def count(self) -> int:
         """Number of committed documents."""
@@ -93,8 +131,16 @@ class Backend(Protocol):
     def stored(self) -> dict[str, DocMeta]:
         """path -> DocMeta of every committed document (for incremental indexing)."""
 
+    def doc_freqs(self, words: Iterable[str]) -> dict[str, int]:
+        """word -> number of committed documents holding it (for query-term pruning by idf)."""
+
     def vectors(self) -> tuple[list[str], np.ndarray]:
-        """(ids, (N, D) float32 L2-normalised embeddings) of the committed documents."""
+        """(ids, (N, D) float32 L2-normalised embeddings) of the committed documents, read from the
+        current commit and handed over (the backend keeps no copy: the searcher owns exact scans)."""
+
+    def ann_dims(self) -> int | None:
+        """The embedding prefix `search_vector` answers by approximate (HNSW) search; None when the
+        engine has no vector search (then the searcher scans `vectors()` exactly)."""
 
     def search_words(self, weights: dict[str, float], k: int, similarity: str = "bm25",
                      k1: float = 1.2, b: float = 0.75) -> list[Hit]:
@@ -105,9 +151,8 @@ class Backend(Protocol):
                    b: float = 0.75) -> Ranking:
         """Every document `search_words` would return, ranked: the full run, for evaluation and deep fusion."""
 
-    def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
-                      exact: bool = False) -> list[Hit]:
-        """Nearest embeddings by cosine on their first `dims` dimensions (HNSW where the engine has it)."""
+    def search_vector(self, vector: np.ndarray, k: int, ef: int | None = None) -> list[Hit]:
+        """Approximate nearest embeddings by cosine on the `ann_dims()` prefix (engines with HNSW only)."""
 
     def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
         """Hits for documents named by id, carrying the given scores, in (-score, id) order."""

@@ -1,10 +1,14 @@
 """An index folder: one backend's files plus `vqgram.json`, the manifest that names its tokenizer.
 
 Opening an index checks the manifest against the tokenizer in hand, so words
-made by one tokenizer are never searched with another's.
+made by one tokenizer are never searched with another's. A new index is made
+whole in a hidden sibling folder (engine files and manifest) and renamed into
+place, so a crash or a bad setting never leaves a half-made index behind.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +53,12 @@ def read_manifest(path: Path) -> IndexManifest:
     manifest = path / MANIFEST_NAME
     if not manifest.is_file():
         raise ValueError(f"not a vqgram index (no {MANIFEST_NAME}): {path}")
-    return load_json(IndexManifest, manifest)
+    try:
+        return load_json(IndexManifest, manifest)
+    except (OSError, ValueError, TypeError) as exc:  # unreadable, empty, truncated or foreign JSON
+        raise ValueError(f"index manifest {manifest} is unreadable ({str(exc).splitlines()[0]}); restore it "
+                         f"or index the folder again into a new index folder ('vqgram check {path}' checks it)"
+                         ) from None
 
 
 def manifest_for(tokenizer: Tokenizer, backend: str) -> IndexManifest:
@@ -66,6 +75,14 @@ def check_tokenizer(manifest: IndexManifest, tokenizer: Tokenizer, path: Path) -
     if diffs:
         raise ValueError(f"index {path} was made by another tokenizer ({'; '.join(diffs)}); "
                          "use the same model and settings, or index into a new folder")
+
+
+def tokenizer_for(manifest: IndexManifest, path: Path) -> Tokenizer:
+    """The tokenizer the manifest names (the same model and k-gram settings), checked against it."""
+    model = None if manifest.model_path == "default" else manifest.model_path
+    tok = Tokenizer.from_model(model, manifest.tokenizer.kgram, manifest.tokenizer.max_size)
+    check_tokenizer(manifest, tok, path)
+    return tok
 
 
 def open_index(path: Path, tokenizer: Tokenizer | None = None) -> IndexHandle:
@@ -87,10 +104,36 @@ def create_or_open(path: Path, tokenizer: Tokenizer, backend: str = "tantivy", *
         if handle.manifest.backend != backend:
             handle.close()
             raise ValueError(f"index {path} uses the {handle.manifest.backend} backend, not {backend}")
+        made = handle.backend.creation_options()
+        differ = [f"{k}={v} (index: {made.get(k)})" for k, v in backend_options.items() if made.get(k) != v]
+        if differ:
+            handle.close()
+            raise ValueError(f"index {path} was made with other settings: {', '.join(differ)}; leave them out to "
+                             "update it, or index into a new folder")
         return handle
     if path.exists() and any(path.iterdir()):
         raise ValueError(f"folder {path} is not empty and is not a vqgram index; choose a new index folder")
-    manifest = manifest_for(tokenizer, backend)
-    engine = backend_class(backend).create(path, **backend_options)
-    save_json(manifest, path / MANIFEST_NAME)
-    return IndexHandle(path, engine, manifest)
+    _create(path, tokenizer, backend, backend_options)
+    return create_or_open(path, tokenizer, backend)
+
+
+def _create(path: Path, tokenizer: Tokenizer, backend: str, backend_options: dict) -> None:
+    """Make the index in a hidden sibling folder, then rename it into place (an empty `path` is replaced).
+
+    Settings the engine refuses (e.g. an HNSW prefix wider than the model's
+    embedding) raise here, before `path` exists. When another run wins the
+    race to create it, its index is kept and ours dropped."""
+    cls = backend_class(backend)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.creating-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        cls.create(tmp, embedding_dim=tokenizer.embedding_dim, **backend_options).close()
+        save_json(manifest_for(tokenizer, backend), tmp / MANIFEST_NAME)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not (path / MANIFEST_NAME).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

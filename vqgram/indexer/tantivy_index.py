@@ -1,7 +1,13 @@
 """The embedded backend: Tantivy (no JVM), BM25 with k1 = 1.2, b = 0.75.
 
-Tantivy has no vector fields, so embeddings go to a `VectorStore` sidecar in
-the same folder, committed together with the index.
+Tantivy has no vector search, so each document stores its embedding as bytes
+(`embedding`): documents and embeddings then commit in one Tantivy commit, and
+a reader's snapshot always holds both or neither. Dense search is an exact
+scan, which the searcher owns (`ann_dims()` is None).
+
+One writer per run: the writer (and Tantivy's lock file) is taken once by
+`begin_writing` and kept across commits until `close`, so another process can
+never slip in between two commits of a run. Readers never take the lock.
 
 `words` is indexed with the whitespace tokenizer and term frequencies (no
 positions); metadata fields are raw strings and integers, so
@@ -9,17 +15,16 @@ positions); metadata fields are raw strings and integers, so
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Iterable, Sequence
 
+import numpy as np
 import tantivy
 
-import numpy as np
-
-from .backend import DocMeta, Hit, ImageDoc, Ranking, rank
-from ..searcher.funnel import FunnelIndex
-from .vectors import VectorStore
+from .backend import (DocMeta, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, embedding_bytes, embedding_matrix,
+                      rank)
 
 TEXT_FIELDS = ("id", "path", "label")
 INT_FIELDS = ("width", "height", "size")
@@ -33,96 +38,164 @@ def _schema() -> tantivy.Schema:
         b.add_integer_field(name, stored=True, indexed=True, fast=True)
     b.add_float_field("mtime", stored=True, indexed=True)
     b.add_text_field("words", stored=False, tokenizer_name="whitespace", index_option="freq")
+    b.add_bytes_field("embedding", stored=True)
     return b.build()
+
+
+def _has_field(schema: tantivy.Schema, name: str) -> bool:
+    try:
+        tantivy.Query.term_query(schema, name, b"")
+    except ValueError:
+        return False
+    return True
+
+
+def _engine_error(path: Path, exc: Exception) -> Exception:
+    """Tantivy's errors (ValueError with a Rust message) as one-line vqgram errors."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "LockBusy" in text:
+        return IndexLocked(path)
+    return IndexCorrupt(path, text)
+
+
+def _retrying(path: Path, open_files, attempts: int = 40):
+    """open_files(), again while a file it needs has just vanished: another process's commit replaced the
+    commit being opened and deleted its merged-away segments (Tantivy protects only its own process's
+    readers). The next try reads the new commit; a file still missing after that means a damaged index."""
+    for attempt in range(attempts):
+        try:
+            return open_files()
+        except ValueError as exc:
+            if "FileDoesNotExist" not in str(exc) or attempt == attempts - 1:
+                raise _engine_error(path, exc) from None
+            time.sleep(0.05)
 
 
 class TantivyBackend:
     name: ClassVar[str] = "tantivy"
 
-    def __init__(self, path: Path, index: tantivy.Index):
+    def __init__(self, path: Path, index: tantivy.Index, embedding_dim: int | None = None):
         self.path, self._index = Path(path), index
+        self._dim = embedding_dim  # known at creation, else read from a stored document when first needed
         self._schema = index.schema
+        if not _has_field(self._schema, "embedding"):
+            raise ValueError(f"index {self.path} was made by an older vqgram (embeddings in a side file); "
+                             "index the folder again into a new index folder")
         self._writer: tantivy.IndexWriter | None = None
-        self._vectors = VectorStore(self.path)
         self._snapshot()
 
     def _snapshot(self) -> None:
         """One searcher (a point-in-time view) until our next commit; doc addresses are stable in it,
         so stored fields fetched once per document are cached by address."""
-        self._index.reload()
-        self._searcher = self._index.searcher()
+        self._searcher = _retrying(self.path, lambda: (self._index.reload(), self._index.searcher())[1])
         self._docs: dict[tuple[int, int], Hit] = {}
-        self._funnel: FunnelIndex | None = None
 
     @classmethod
-    def create(cls, path: Path) -> "TantivyBackend":
+    def create(cls, path: Path, embedding_dim: int | None = None) -> "TantivyBackend":
+        """A new, empty index in `path`, for embeddings of `embedding_dim` (None: the first added decides)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        return cls(path, tantivy.Index(_schema(), path=str(path), reuse=False))
+        return cls(path, tantivy.Index(_schema(), path=str(path), reuse=False), embedding_dim)
 
     @classmethod
     def open(cls, path: Path) -> "TantivyBackend":
-        return cls(path, tantivy.Index.open(str(path)))
+        return cls(path, _retrying(Path(path), lambda: tantivy.Index.open(str(path))))
+
+    def creation_options(self) -> dict:
+        """Tantivy indexes take no options."""
+        return {}
 
     # --- writing -----------------------------------------------------------------------
 
-    @property
-    def writer(self) -> tantivy.IndexWriter:
-        if self._writer is None:
+    def begin_writing(self, wait: bool = False) -> None:
+        """Take Tantivy's writer lock for the whole run (until `close`); see `Backend.begin_writing`."""
+        while self._writer is None:
             try:
                 self._writer = self._index.writer(heap_size=256_000_000, num_threads=1)
             except ValueError as exc:
-                raise RuntimeError(f"index {self.path} is locked by another writer ({exc})") from None
+                error = _engine_error(self.path, exc)
+                if not (wait and isinstance(error, IndexLocked)):
+                    raise error from None
+                time.sleep(0.5)
+        self._snapshot()  # what the previous holder committed
+
+    @property
+    def writer(self) -> tantivy.IndexWriter:
+        self.begin_writing()
         return self._writer
 
     def add(self, docs: Sequence[ImageDoc]) -> None:
         writer = self.writer
         for d in docs:
+            self._check_vector(d)
             writer.delete_documents_by_term("id", d.id)
             writer.add_document(tantivy.Document(
                 id=d.id, path=d.path, label=d.label, width=d.width, height=d.height,
-                size=d.size, mtime=float(d.mtime), words=d.words,
+                size=d.size, mtime=float(d.mtime), words=d.words, embedding=embedding_bytes(d.vector),
             ))
-            if d.vector is not None:
-                self._vectors.upsert(d.id, d.vector)
+
+    def _check_vector(self, d: ImageDoc) -> None:
+        """Every document carries an embedding, all of one width (one scan matrix)."""
+        if d.vector is None or np.ndim(d.vector) != 1:
+            raise ValueError(f"document {d.id} ({d.path}) needs a 1-d embedding")
+        if self._dim is None:
+            docs = self._searcher.search(tantivy.Query.all_query(), limit=1, count=False).hits
+            self._dim = len(self._searcher.doc(docs[0][1]).get_first("embedding")) // 4 if docs else len(d.vector)
+        if len(d.vector) != self._dim:
+            raise ValueError(f"document {d.id} ({d.path}): a {len(d.vector)}-d embedding in an index of "
+                             f"{self._dim}-d ones")
 
     def delete(self, ids: Iterable[str]) -> None:
         writer = self.writer
         for i in ids:
             writer.delete_documents_by_term("id", i)
-            self._vectors.delete(i)
 
     def commit(self) -> None:
+        """One Tantivy commit (documents and their embeddings together); the writer stays ours."""
         if self._writer is not None:
-            self._writer.commit()
-            self._writer.wait_merging_threads()
-            self._writer = None
-        self._vectors.commit()
+            try:
+                self._writer.commit()
+            except ValueError as exc:
+                raise _engine_error(self.path, exc) from None
         self._snapshot()
 
     def close(self) -> None:
+        """Drop uncommitted changes and release the writer lock."""
         if self._writer is not None:
             self._writer.rollback()
+            self._writer.wait_merging_threads()  # consumes the writer: the lock file is released
             self._writer = None
-            self._vectors = VectorStore(self.path)  # drop uncommitted vectors too
 
     # --- reading -----------------------------------------------------------------------
 
     def count(self) -> int:
         return self._searcher.num_docs
 
+    def doc_freqs(self, words: Iterable[str]) -> dict[str, int]:
+        """How many committed documents hold each word (for query-term pruning by idf)."""
+        searcher = self._searcher
+        return {w: searcher.doc_freq("words", w) for w in words}
+
+    def _all_docs(self) -> list[tantivy.Document]:
+        searcher = self._searcher
+        if searcher.num_docs == 0:
+            return []
+        result = searcher.search(tantivy.Query.all_query(), limit=searcher.num_docs, count=False)
+        return [searcher.doc(addr) for _score, addr in result.hits]
+
     def vectors(self) -> tuple[list[str], np.ndarray]:
-        return self._vectors.matrix()
+        """Every committed document's embedding, read from this snapshot's stored fields, in id order."""
+        pairs = sorted((d.get_first("id"), d.get_first("embedding")) for d in self._all_docs())
+        dim = len(pairs[0][1]) // 4 if pairs else 0
+        return [i for i, _ in pairs], embedding_matrix([e for _, e in pairs], dim)
+
+    def ann_dims(self) -> None:
+        """No vector search in Tantivy: the searcher scans `vectors()`."""
+        return None
 
     def stored(self) -> dict[str, DocMeta]:
-        searcher = self._searcher
-        n = searcher.num_docs
-        if n == 0:
-            return {}
-        result = searcher.search(tantivy.Query.all_query(), limit=n, count=False)
         metas = {}
-        for _score, addr in result.hits:
-            d = searcher.doc(addr)
+        for d in self._all_docs():
             meta = DocMeta(d.get_first("id"), d.get_first("path"), d.get_first("mtime"), d.get_first("size"))
             metas[meta.path] = meta
         return metas
@@ -154,20 +227,6 @@ class TantivyBackend:
         except ValueError as exc:
             raise ValueError(f"cannot parse query {query!r}: {str(exc).splitlines()[0]}") from None
         return self._run(parsed, k)
-
-    def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
-                      exact: bool = True) -> list[Hit]:
-        """Exact cosine on the first `dims` dimensions of the sidecar vectors (no graph: `ef`, `exact` unused)."""
-        ids, matrix = self._vectors.matrix()
-        if not ids:
-            raise ValueError(f"index {self.path} holds no embeddings")
-        top, scores = self._dense().search_exact(np.asarray(vector, np.float32)[None], k, dim=dims)
-        return self.lookup([ids[i] for i in top[0]], scores[0].tolist())
-
-    def _dense(self) -> FunnelIndex:
-        if self._funnel is None:
-            self._funnel = FunnelIndex(self._vectors.matrix()[1], prefix_dims=())
-        return self._funnel
 
     def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
         """Hits for documents named by id, with the given scores, in (-score, id) order."""

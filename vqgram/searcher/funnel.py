@@ -62,14 +62,17 @@ def _order(scores: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[np.ndarray,
 def _gathered_scores(mat: torch.Tensor, cand: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """(B, S): q[b] . mat[cand[b, s]].
 
-    One index_select + matrix-vector product per query: measured ~3.5x faster
-    on CPU than a batched gather + einsum, and it never holds more than one
-    (S, d) block.
+    One gather + matrix-vector product per query, never more than one (S, d)
+    block. The gather is numpy's: for 2,000 rows of 64 dims it took 0.06 ms
+    against 12.6 ms for torch's index_select on a busy 2-core machine (torch's
+    threads contend there; 1.7 ms with one thread), and the 10k funnel of
+    `vqgram bench scale` went from 93 ms to a few ms.
     """
-    out = torch.empty(cand.shape, dtype=mat.dtype)
-    for b in range(cand.shape[0]):
-        out[b] = mat.index_select(0, cand[b]) @ q[b]
-    return out
+    m, c, qn = mat.numpy(), cand.numpy(), q.numpy()
+    out = np.empty(c.shape, dtype=m.dtype)
+    for b in range(c.shape[0]):
+        out[b] = m[c[b]] @ qn[b]
+    return torch.from_numpy(out)
 
 
 def _topk_exact(scores: torch.Tensor, k: int) -> torch.Tensor:

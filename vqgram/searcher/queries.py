@@ -16,3 +16,21 @@ def term_weights(counts: dict[str, int], max_terms: int | None = None) -> dict[s
     if max_terms is not None:
         ranked = ranked[:max_terms]
     return {w: 1.0 + math.log(c) for w, c in ranked if c > 0}
+
+
+def prune_by_idf(weights: dict[str, float], doc_freqs: dict[str, int], n_docs: int, keep: int) -> dict[str, float]:
+    """Keep the `keep` query words of highest weight x idf (BM25's idf, ln(1 + (N - df + 0.5) / (df + 0.5))).
+
+    A common word adds little to any score and costs a long posting list; a
+    rare one the opposite. Ties go to the word that sorts first, so pruning is
+    reproducible. Words no document holds are dropped first (they cannot score).
+    """
+    if keep < 1:
+        raise ValueError(f"keep={keep} must be at least 1")
+
+    def value(word: str) -> float:
+        df = doc_freqs.get(word, 0)
+        return weights[word] * math.log(1 + (n_docs - df + 0.5) / (df + 0.5)) if df else -1.0
+
+    ranked = sorted(weights, key=lambda w: (-value(w), w))[:keep]
+    return {w: weights[w] for w in ranked if doc_freqs.get(w, 0)}

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ..indexer.backend import Hit, Ranking
-from ..indexer.store import check_tokenizer, open_index
+from ..indexer.store import check_tokenizer, open_index, tokenizer_for
 from ..tokenizer.encoder import Tokenizer
+from ..tokenizer.model import embedding_sizes
 from .funnel import FunnelIndex, FunnelStage, prefix_normalize
 from .fusion import fuse, fuse_rankings
-from .queries import term_weights
+from .queries import prune_by_idf, term_weights
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
 MODES = WORD_MODES + ("dense", "hybrid", "funnel")
@@ -28,6 +29,7 @@ class SearchOptions:
 
     mode: str = "bm25"
     max_terms: int | None = None  # words: keep the N heaviest query words
+    prune_terms: int | None = None  # words: keep the N query words of highest weight x idf (docs/SCALE.md)
     k1: float = 1.2  # bm25 (Lucene only; Tantivy is fixed at 1.2 / 0.75)
     b: float = 0.75
     dims: int | None = None  # dense: embedding prefix (None: the index's HNSW prefix, or all)
@@ -48,6 +50,36 @@ class SearchOptions:
             raise ValueError(f"prf_depth={self.prf_depth} must be 0 (off) or a number of neighbours")
 
 
+# The modes that read each option (given to another mode, it would be silently ignored), and the
+# options only Lucene's HNSW reads.
+OPTION_MODES = {
+    "max_terms": WORD_MODES + ("hybrid",),
+    "prune_terms": WORD_MODES + ("hybrid",),
+    "k1": ("bm25", "hybrid"),
+    "b": ("bm25", "hybrid"),
+    "dims": ("dense", "hybrid"),
+    "ef": ("dense", "hybrid"),
+    "exact": ("dense", "hybrid"),
+    "fusion": ("hybrid",),
+    "weights": ("hybrid",),
+    "depth": ("hybrid",),
+    "stages": ("funnel",),
+    "prf_depth": ("dense", "hybrid", "funnel"),
+}
+HNSW_OPTIONS = ("ef", "exact")
+
+
+def unused_options(names, mode: str, backend: str) -> list[tuple[str, str]]:
+    """(option, why) for each of `names` (SearchOptions fields) that `mode` on `backend` would ignore."""
+    out = []
+    for n in names:
+        if mode not in OPTION_MODES[n]:
+            out.append((n, f"applies to mode {' / '.join(OPTION_MODES[n])} only, not {mode}"))
+        elif n in HNSW_OPTIONS and backend != "lucene":
+            out.append((n, f"applies to Lucene's HNSW only; this index is {backend} (dense search is exact)"))
+    return out
+
+
 def _similarity(o: SearchOptions) -> str:
     """The word ranking a mode uses: its own for word modes, BM25 inside hybrid."""
     return o.mode if o.mode in WORD_MODES else "bm25"
@@ -65,14 +97,14 @@ class Searcher:
     def tokenizer(self) -> Tokenizer:
         """Loaded on first use: text queries need no model."""
         if self._tokenizer is None:
-            m = self.handle.manifest
-            model = None if m.model_path == "default" else m.model_path
-            tok = Tokenizer.from_model(model, m.tokenizer.kgram, m.tokenizer.max_size)
-            check_tokenizer(m, tok, self.handle.path)
-            self._tokenizer = tok
+            self._tokenizer = tokenizer_for(self.handle.manifest, self.handle.path)
         return self._tokenizer
 
     def search_image(self, image: str | Path, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
+        return self.search_encoded(*self.encode_image(image), k, options)
+
+    def encode_image(self, image: str | Path) -> tuple[dict[str, int], np.ndarray]:
+        """A query image's {word: count} and embedding, as this index's tokenizer makes them."""
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"query image not found: {path}")
@@ -80,12 +112,23 @@ class Searcher:
             encoded = self.tokenizer.encode_image(path)
         except OSError as exc:
             raise ValueError(f"cannot read query image {path}: {exc}") from None
-        return self.search_encoded(self.tokenizer.kgrams.to_dict(encoded.counts[0]),
-                                   encoded.embedding[0].numpy(), k, options)
+        return self.tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
+
+    def check_options(self, options: SearchOptions) -> None:
+        """ValueError when an embedding width the mode will use is not one the index's model nests."""
+        sizes = embedding_sizes(self.handle.manifest.tokenizer.model)
+        asked = [("dims", options.dims)] if options.dims is not None and options.mode in OPTION_MODES["dims"] else []
+        if options.mode == "funnel":
+            asked += [("funnel stage dims", st.dim) for st in options.stages]
+        for name, d in asked:
+            if d not in sizes:
+                raise ValueError(f"{name}={d} is not an embedding width of this index's model; "
+                                 f"choose one of {', '.join(map(str, sizes))}")
 
     def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
                        options: SearchOptions = SearchOptions()) -> list[Hit]:
         """Rank by an image's words ({word: count}) and/or its embedding, as `options.mode` says."""
+        self.check_options(options)
         mode = options.mode
         if mode in WORD_MODES:
             return self._words(words, k, options)
@@ -107,6 +150,7 @@ class Searcher:
         Hybrid: the two full runs fused. Funnel: its shortlist in reranked
         order, then the rest in the first stage's prefix order.
         """
+        self.check_options(options)
         mode = options.mode
         if mode in WORD_MODES:
             return self._rank_words(words, options)
@@ -131,13 +175,28 @@ class Searcher:
         return self.handle.backend.search_text(query, k)
 
     def _words(self, counts, k, o: SearchOptions) -> list[Hit]:
-        return self.handle.backend.search_words(term_weights(counts, o.max_terms), k, _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.search_words(self.query_weights(counts, o), k, _similarity(o), k1=o.k1, b=o.b)
 
     def _rank_words(self, counts, o: SearchOptions) -> Ranking:
-        return self.handle.backend.rank_words(term_weights(counts, o.max_terms), _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.rank_words(self.query_weights(counts, o), _similarity(o), k1=o.k1, b=o.b)
+
+    def query_weights(self, counts: dict[str, int], o: SearchOptions) -> dict[str, float]:
+        """The weighted query words a words search sends (after --max-terms and --prune)."""
+        weights = term_weights(counts, o.max_terms)
+        if o.prune_terms is None or len(weights) <= o.prune_terms:
+            return weights
+        backend = self.handle.backend
+        return prune_by_idf(weights, backend.doc_freqs(weights), backend.count(), o.prune_terms)
 
     def _dense(self, vector, k, o: SearchOptions) -> list[Hit]:
-        return self.handle.backend.search_vector(vector, k, dims=o.dims, ef=o.ef, exact=o.exact)
+        """The engine's HNSW when it has one for this prefix (and no exact scan is asked), else our exact scan."""
+        backend = self.handle.backend
+        ann = backend.ann_dims()
+        if ann is not None and not o.exact and o.dims in (None, ann):
+            return backend.search_vector(vector, k, ef=o.ef)
+        ids, index = self._vector_index()
+        top, scores = index.search_exact(self._query(vector), min(k, len(ids)), dim=o.dims)
+        return backend.lookup(ids[top[0]].tolist(), scores[0].tolist())
 
     def _rank_dense(self, vector, dims: int | None) -> Ranking:
         ids, index = self._vector_index()

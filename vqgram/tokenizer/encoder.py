@@ -14,9 +14,10 @@ import torch
 
 from ..config import KGramConfig, TokenizerConfig
 from ..images import ImageFile, load_resized, to_tensor
+from .device import resolve_device
 from .feature_cache import FeatureCache, default_root, feature_maps
 from .kgrams import KGramWords
-from .model import DEFAULT_MODEL, VQGramModel, load_model, weights_sha256
+from .model import DEFAULT_MODEL, VQGramModel, embedding_sizes, load_model, weights_sha256
 
 
 class Encoded(NamedTuple):
@@ -28,8 +29,9 @@ class Tokenizer:
     """Turns images into words and embeddings with one model and one k-gram setting."""
 
     def __init__(self, model: VQGramModel, kgram: KGramConfig = KGramConfig(), max_size: int = 224,
-                 model_path: str = "", model_sha256: str = ""):
-        self.model = model.eval().to(memory_format=torch.channels_last)
+                 model_path: str = "", model_sha256: str = "", device: str = "cpu"):
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.config = TokenizerConfig(model=model.config, kgram=kgram, max_size=max_size)
         self.model_path, self.model_sha256 = model_path, model_sha256
         vq = model.config.vq
@@ -37,26 +39,32 @@ class Tokenizer:
 
     @classmethod
     def from_model(cls, path: str | Path | None = None, kgram: KGramConfig = KGramConfig(),
-                   max_size: int = 224) -> "Tokenizer":
-        """Load a model folder (default: the packaged one) and wrap it as a tokenizer."""
+                   max_size: int = 224, device: str = "cpu") -> "Tokenizer":
+        """Load a model folder (default: the packaged one) and wrap it as a tokenizer on `device`
+        ("auto", "cpu", "cuda", "mps")."""
         folder = Path(path) if path else DEFAULT_MODEL
         return cls(load_model(folder), kgram, max_size, model_path=str(folder.resolve()) if path else "default",
-                   model_sha256=weights_sha256(folder))
+                   model_sha256=weights_sha256(folder), device=device)
 
     @property
     def spec(self):
         return self.model.spec
 
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the embeddings this tokenizer gives."""
+        return embedding_sizes(self.config.model)[-1]
+
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> Encoded:
         """(B, 3, H, W) normalised pixels -> word counts and embeddings."""
-        return self.encode_features(self.model.features(pixels.contiguous(memory_format=torch.channels_last)))
+        return self.encode_features(self.model.features(pixels))
 
     @torch.inference_mode()
     def encode_features(self, fmap: torch.Tensor) -> Encoded:
-        """Backbone feature maps -> word counts and embeddings."""
+        """Backbone feature maps -> word counts and embeddings (on the CPU, whatever the device)."""
         out = self.model.from_features(fmap)
-        return Encoded(self.kgrams.count(out.codes), out.embedding)
+        return Encoded(self.kgrams.count(out.codes).cpu(), out.embedding.cpu())
 
     def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int = 2,
                      cache: FeatureCache | None = None

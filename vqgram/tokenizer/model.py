@@ -18,6 +18,7 @@ from torch import nn
 
 from ..config import ModelConfig, from_dict, to_dict
 from .backbones import create_backbone, get_spec
+from .device import autocast
 from .matryoshka import MatryoshkaHead
 from .vq import VQHead
 
@@ -61,15 +62,32 @@ class VQGramModel(nn.Module):
         return self.from_features(self.features(pixels))
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) pixels -> (B, C, H/stride, W/stride) backbone feature map (the costly part)."""
-        return self.backbone.forward_features(pixels)
+        """(B, 3, H, W) pixels -> (B, C, H/stride, W/stride) backbone feature map (the costly part),
+        computed on the model's device (bf16 autocast and channels_last on CUDA), returned float32 there."""
+        device = self.device
+        pixels = pixels.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            return self.backbone.forward_features(pixels).float()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     def from_features(self, fmap: torch.Tensor) -> ModelOutput:
         """Feature map -> codes and embedding (cheap: what a feature cache leaves to compute)."""
+        fmap = fmap.to(self.device)
         codes = self.vq(fmap).codes
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         embedding = self.mrl(pooled) if self.mrl is not None else pooled
         return ModelOutput(codes, F.normalize(embedding.float(), dim=-1))
+
+
+def embedding_sizes(config: ModelConfig) -> tuple[int, ...]:
+    """The widths an embedding of this model may be cut to, ascending; the last is its full width.
+
+    A Matryoshka head's nesting sizes (each prefix was trained to be an
+    embedding); without one, the pooled backbone feature, whole only."""
+    return tuple(config.mrl.nesting) if config.mrl else (get_spec(config.backbone).channels,)
 
 
 def save_model(model: VQGramModel, folder: Path, card: dict) -> Path:

@@ -1,0 +1,96 @@
+"""`vqgram encode` on a local pool and on Ray (2 workers), and shards merged into one index equal to a single build."""
+import numpy as np
+import pytest
+
+from vqgram import open_index
+from vqgram.distributed.engines import encode_folder
+from vqgram.distributed.shards import merge_shards
+from vqgram.indexer.ingest import index_encoded
+from vqgram.indexer.rowfiles import iter_records, open_rows
+from vqgram.indexer.rows import parse_row
+
+BACKENDS = ["tantivy", pytest.param("lucene", marks=pytest.mark.jvm)]
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory, photos):
+    out = tmp_path_factory.mktemp("encoded") / "rows"
+    report = encode_folder(photos, out, engine="local", workers=2, partition_size=12)
+    return out, report
+
+
+def _rows(folder):
+    source = open_rows(folder)
+    return {r.id: r for r in (parse_row(rec, w, source.encoded_by.vector_dim) for w, rec in iter_records(source))}
+
+
+def test_local_pool_writes_one_parquet_file_per_partition(encoded, photos):
+    out, report = encoded
+    assert (report.rows, len(report.files), report.skipped) == (36, 3, [])
+    assert [p.name for p in sorted(out.glob("*.parquet"))] == ["part-00000.parquet", "part-00001.parquet",
+                                                              "part-00002.parquet"]
+    source = open_rows(out)
+    assert source.encoded_by.folder == str(photos.resolve())
+    rows = _rows(out)
+    assert {r.label for r in rows.values()} == {p.name for p in photos.iterdir()}
+    with pytest.raises(ValueError, match="already holds encoded partitions"):
+        encode_folder(photos, out, engine="local")
+
+
+def test_ray_with_two_workers_writes_the_same_rows_as_the_local_pool(encoded, photos, tmp_path):
+    pytest.importorskip("ray.data", reason="the ray engine needs 'ray[data]'")
+    out, _ = encoded
+    report = encode_folder(photos / "tench", tmp_path / "ray", engine="ray", workers=2, partition_size=3)
+    assert (report.rows, len(report.files)) == (6, 2)
+    local, ray = _rows(out), _rows(tmp_path / "ray")
+    assert set(ray) <= set(local) and len(ray) == 6
+    for i, row in ray.items():
+        assert (row.path, row.words) == (local[i].path, local[i].words)
+        np.testing.assert_allclose(row.vector, local[i].vector, atol=1e-6)
+
+
+def _view(index, rows):
+    """Everything a user can observe: count, stored metadata, vectors, and full word and dense rankings."""
+    from vqgram.searcher.searcher import SearchOptions, Searcher
+
+    with Searcher(index) as s:
+        backend = s.handle.backend
+        ids, matrix = backend.vectors()
+        order = np.argsort(ids)
+        queries = list(rows.values())[::5]
+        words = [s.rank_encoded(q.words, q.vector) for q in queries]
+        dense = [s.search_encoded(q.words, q.vector, 10, SearchOptions(mode="dense", exact=True)) for q in queries]
+        return (backend.count(), backend.stored(), [ids[i] for i in order], matrix[order],
+                [(r.ids.tolist(), r.scores.tolist()) for r in words], dense)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_merged_shards_equal_one_index(encoded, tmp_path, backend):
+    out, report = encoded
+    shards = []
+    for n, part in enumerate(report.files):
+        shards.append(tmp_path / f"shard-{n}")
+        index_encoded(part, shards[-1], backend=backend, progress=False)
+    assert merge_shards(shards, tmp_path / "merged") == 36
+    index_encoded(out, tmp_path / "one", backend=backend, progress=False)
+    rows = _rows(out)
+    merged, one = _view(tmp_path / "merged", rows), _view(tmp_path / "one", rows)
+    assert merged[0] == one[0] == 36
+    assert merged[1] == one[1] and merged[2] == one[2]
+    np.testing.assert_array_equal(merged[3], one[3])
+    assert merged[4] == one[4]  # word rankings: same ids, same scores (collection statistics over all shards)
+    assert merged[5] == one[5]
+    again = index_encoded(out, tmp_path / "merged", backend=backend, progress=False)  # the merge is a normal index
+    assert (again.indexed, again.unchanged) == (0, 36)
+
+
+def test_merge_refuses_shards_that_share_documents(encoded, tmp_path):
+    _, report = encoded
+    index_encoded(report.files[0], tmp_path / "a", progress=False)
+    index_encoded(report.files[0], tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="share 12 document ids"):
+        merge_shards([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        merge_shards([tmp_path / "a"], tmp_path / "full")

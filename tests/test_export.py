@@ -1,0 +1,118 @@
+"""`vqgram export` and `search --print-query`, checked with the official clients' DSL and serializers
+(no cluster runs here)."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vqgram.cli import main
+from vqgram.distributed.cluster import TARGETS, VectorSpec, query_body
+from vqgram.distributed.export import export_index
+from vqgram.indexer.ingest import index_encoded
+from vqgram.indexer.rowfiles import write_parquet
+from vqgram.indexer.rows import EncodedBy, rows_from_batch
+
+es_dsl = pytest.importorskip("elasticsearch.dsl", reason="validating needs the elasticsearch client")
+os_helpers = pytest.importorskip("opensearchpy.helpers.mapping", reason="validating needs opensearch-py")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, photos, tokenizer):
+    """An index of the tench photos built from Parquet rows, and those rows."""
+    from vqgram import index_folder
+
+    tmp = tmp_path_factory.mktemp("export")
+    rows = []
+    keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc, tokenizer.kgrams))
+    folder = photos / "tench"
+    index_folder(folder, tmp / "scratch", tokenizer, workers=0, progress=False, on_batch=keep,
+                 cache=tokenizer.feature_cache())
+    source = write_parquet(rows, tmp / "rows.parquet", EncodedBy.of(tokenizer, str(folder)))
+    index_encoded(source, tmp / "idx", progress=False)
+    return tmp, source, {r.id: r for r in rows}
+
+
+def _bulk(folder):
+    lines = [json.loads(x) for f in sorted(folder.glob("bulk-*.ndjson")) for x in f.read_text().splitlines()]
+    return list(zip(lines[::2], lines[1::2]))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_export_writes_a_mapping_and_bulk_actions_the_clients_accept(built, target):
+    from elastic_transport import NdjsonSerializer
+    from opensearchpy.serializer import JSONSerializer
+
+    tmp, source, rows = built
+    out = tmp / f"{target}-from-rows"
+    report = export_index(tmp / "idx", target, out, encoded=source, batch=4)
+    assert report.documents == len(rows) and len(report.files) == 2  # 6 documents, 4 per file
+    body = json.loads((out / "index.json").read_text())
+    mapping = (es_dsl.Mapping() if target == "elasticsearch" else os_helpers.Mapping())
+    mapping._update_from_dict(body["mappings"])  # raises for an unknown field type
+    assert mapping.to_dict() == body["mappings"]
+    assert body["settings"]["index"]["similarity"]["vqgram_bm25"] == {"type": "BM25", "k1": 1.2, "b": 0.75}
+    pairs = _bulk(out)
+    assert len(pairs) == len(rows)
+    serializer = NdjsonSerializer() if target == "elasticsearch" else None
+    for action, doc in pairs:
+        assert set(doc) == set(body["mappings"]["properties"])  # the mapping is strict: every field declared
+        row = rows[action["index"]["_id"]]
+        assert action["index"]["_index"] == "idx"
+        assert sorted(doc["words"].split()) == sorted(w for w, c in row.words.items() for _ in range(c))
+        np.testing.assert_allclose(doc["embedding"], row.vector, atol=1e-6)
+        assert len(doc["vector"]) == 256 and np.linalg.norm(doc["vector"]) == pytest.approx(1, abs=1e-5)
+        wire = serializer.dumps([action, doc]) if serializer else "\n".join(
+            JSONSerializer().dumps(x) for x in (action, doc)).encode()
+        assert [json.loads(x) for x in wire.decode().splitlines()] == [action, doc]
+
+
+def test_export_by_encoding_the_files_again_gives_the_same_documents(built):
+    tmp, source, _ = built
+    export_index(tmp / "idx", "opensearch", tmp / "again")
+    export_index(tmp / "idx", "opensearch", tmp / "rows", encoded=source)
+    by_id = lambda pairs: {a["index"]["_id"]: d for a, d in _bulk(pairs)}
+    again, from_rows = by_id(tmp / "again"), by_id(tmp / "rows")
+    assert sorted(again) == sorted(from_rows)
+    for i, doc in again.items():
+        assert {k: v for k, v in doc.items() if k not in ("vector", "embedding")} == \
+               {k: v for k, v in from_rows[i].items() if k not in ("vector", "embedding")}
+        np.testing.assert_allclose(doc["embedding"], from_rows[i]["embedding"], atol=1e-5)
+
+
+def test_query_bodies_parse_with_the_clients_dsl():
+    from opensearchpy.helpers.query import Q as OpenSearchQ
+
+    weights = {"h0i0j0c1": 1.0, "h1i2j0c7": 1.6931}
+    vector = np.linspace(-1, 1, 64).astype(np.float32)
+    spec = VectorSpec(64, 16)
+    bm25 = query_body("elasticsearch", "bm25", 5, weights, vector, spec)
+    assert es_dsl.Search.from_dict(bm25).to_dict() == bm25
+    assert bm25["query"]["bool"]["should"][1] == {"term": {"words": {"value": "h1i2j0c7", "boost": 1.6931}}}
+    dense = query_body("elasticsearch", "dense", 5, weights, vector, spec)
+    assert es_dsl.Search.from_dict(dense).to_dict() == dense
+    assert dense["knn"]["k"] == 5 and dense["knn"]["num_candidates"] == 100 and len(dense["knn"]["query_vector"]) == 16
+    hybrid = query_body("elasticsearch", "hybrid", 5, weights, vector, spec)
+    parts = hybrid["retriever"]["linear"]["retrievers"]
+    assert [(p["weight"], p["normalizer"]) for p in parts] == [(0.2, "minmax"), (1.0, "minmax")]
+    os_bm25 = query_body("opensearch", "bm25", 5, weights, vector, spec)
+    assert OpenSearchQ(os_bm25["query"]).to_dict() == bm25["query"]
+    os_hybrid = query_body("opensearch", "hybrid", 5, weights, vector, spec)
+    words, knn = os_hybrid["query"]["hybrid"]["queries"]
+    assert OpenSearchQ(words).to_dict() == bm25["query"]
+    assert knn["knn"]["vector"]["vector"] == pytest.approx(dense["knn"]["query_vector"])
+    combine = os_hybrid["search_pipeline"]["phase_results_processors"][0]["normalization-processor"]
+    assert combine["combination"]["parameters"]["weights"] == pytest.approx([0.2 / 1.2, 1 / 1.2])
+    with pytest.raises(ValueError, match="mode funnel has no cluster query"):
+        query_body("opensearch", "funnel", 5, weights, vector, spec)
+
+
+def test_print_query_prints_the_words_the_search_sends(built, queries):
+    tmp, _, _ = built
+    result = CliRunner().invoke(main, ["search", str(tmp / "idx"), "--image", str(queries / "tench.jpg"),
+                                       "--print-query", "opensearch", "--prune", "20", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["size"] == 3 and len(body["query"]["bool"]["should"]) == 20
+    bad = CliRunner().invoke(main, ["search", str(tmp / "idx"), "--query", "label:x", "--print-query", "opensearch"])
+    assert bad.exit_code != 0 and "--print-query needs --image" in bad.output

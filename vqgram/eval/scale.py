@@ -1,0 +1,187 @@
+"""`vqgram bench scale`: query cost and quality from 10k to 1M documents (docs/SCALE.md).
+
+For every N and backend a synthetic collection (`SyntheticCollection`) is
+indexed, then each mode answers the same real query images. One row per
+(docs, backend, mode): p50_ms, p99_ms, recall_at_100 (and recall_at_10)
+against the exhaustive ranking of the same index, index_mib, build_s and the
+process's peak memory so far (JVM included: Lucene runs in this process).
+
+Modes:
+- words-exhaustive: every query word, every matching document ranked (the reference);
+- words-topk: every query word, top 100 without exact hit counts (Tantivy's TopDocs
+  without Count, Lucene's TopScoreDocCollector with its 1000-hit threshold: block-max WAND);
+- words-heaviest-N: the N heaviest query words (`--max-terms N`), top 100;
+- words-prune-N: the N query words of highest weight x idf (`--prune N`), top 100;
+- dense-exact, dense-funnel: the exact scan and the Matryoshka funnel over the full
+  embeddings (numpy/torch, what both backends run; backend "numpy"), recall against exact;
+- dense-hnsw, dense-hnsw-int8 (Lucene): HNSW on the indexed prefix, recall against an
+  exact scan of that prefix; int8 is built as a vectors-only index.
+"""
+from __future__ import annotations
+
+import gc
+import resource
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..indexer.backend import size_on_disk
+from ..indexer.rowfiles import iter_records, open_rows
+from ..indexer.rows import BadRow, parse_row
+from ..indexer.store import create_or_open
+from ..searcher.funnel import FunnelIndex, FunnelStage
+from ..searcher.queries import prune_by_idf, term_weights
+from .synthetic import SyntheticCollection
+
+K = 100
+COMMIT_EVERY = 100_000
+HNSW_DIMS = 256
+
+
+def load_rows(source: str | Path):
+    """The real rows a collection is made from, and who encoded them."""
+    src = open_rows(source)
+    if src.encoded_by is None:
+        raise ValueError(f"{source} does not say which tokenizer encoded it; make it with 'vqgram encode'")
+    rows = []
+    for where, rec in iter_records(src):
+        try:
+            rows.append(parse_row(rec, where, src.encoded_by.vector_dim))
+        except BadRow:
+            continue
+    return rows, src.encoded_by
+
+
+def _timed(fn: Callable, queries: Sequence) -> tuple[list, np.ndarray]:
+    for q in queries[:3]:  # warm caches and JIT
+        fn(q)
+    out, ms = [], []
+    for q in queries:
+        t = time.perf_counter()
+        out.append(fn(q))
+        ms.append((time.perf_counter() - t) * 1000)
+    return out, np.asarray(ms)
+
+
+def _recall(found: Sequence[Sequence[str]], truth: Sequence[Sequence[str]], k: int) -> float:
+    return float(np.mean([len(set(f[:k]) & set(t[:k])) / max(1, min(k, len(t))) for f, t in zip(found, truth)]))
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ScaleRun:
+    """Builds the collections and measures the modes; `rows` collects one dict per (docs, backend, mode)."""
+
+    def __init__(self, source: str | Path, work: str | Path, queries: int = 50, prune: Sequence[int] = (200, 100, 50),
+                 seed: int = 0, log: Callable[[dict], None] = print):
+        real, self.made_by = load_rows(source)
+        self.collection = SyntheticCollection(real, queries=queries, seed=seed)
+        self.work, self.prune, self.log = Path(work), tuple(prune), log
+        self.rows: list[dict] = []
+
+    def run(self, docs: Sequence[int], backends: Sequence[str]) -> list[dict]:
+        for n in docs:
+            vectors = np.empty((n, self.collection.dim), np.float32)
+            for backend in backends:
+                self._backend(n, backend, vectors)
+            self._dense(n, vectors)
+            del vectors
+            gc.collect()
+            if "lucene" in backends:
+                self._int8(n)
+        return self.rows
+
+    def _emit(self, **row) -> None:
+        row = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+        row["peak_rss_mib"] = round(_peak_mib(), 1)
+        self.rows.append(row)
+        self.log(row)
+
+    def _build(self, n: int, backend: str, path: Path, vectors: np.ndarray | None, words: bool = True,
+               **options) -> tuple[object, float]:
+        shutil.rmtree(path, ignore_errors=True)
+        handle = create_or_open(path, self.made_by, backend, **options)
+        start, done = time.time(), 0
+        for docs, vecs in self.collection.batches(n):
+            if not words:
+                docs = [replace(d, words="") for d in docs]
+            handle.backend.add(docs)
+            if vectors is not None:
+                vectors[done:done + len(docs)] = vecs
+            done += len(docs)
+            if done % COMMIT_EVERY < len(docs):
+                handle.backend.commit()
+        handle.backend.commit()
+        return handle, time.time() - start
+
+    def _backend(self, n: int, backend: str, vectors: np.ndarray) -> None:
+        path = self.work / f"{backend}-{n}"
+        options = {"dense_dims": HNSW_DIMS} if backend == "lucene" else {}
+        handle, build_s = self._build(n, backend, path, vectors, **options)
+        engine = handle.backend
+        size = size_on_disk(path) / 2**20
+        common = dict(docs=n, backend=backend, index_mib=size, bytes_per_doc=round(size * 2**20 / n), build_s=build_s)
+        try:
+            weights = [term_weights(q.words) for q in self.collection.queries]
+            full, ms = _timed(lambda w: engine.rank_words(w).ids[:K].tolist(), weights)
+            self._emit(**common, mode="words-exhaustive", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                       recall_at_100=1.0, recall_at_10=1.0)
+            found, ms = _timed(lambda w: [h.id for h in engine.search_words(w, K)], weights)
+            self._emit(**common, mode="words-topk", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                       recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
+            for keep in self.prune:
+                found, ms = _timed(lambda q, keep=keep: [h.id for h in engine.search_words(term_weights(q, keep), K)],
+                                   [q.words for q in self.collection.queries])
+                self._emit(**common, mode=f"words-heaviest-{keep}", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                           recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
+
+                def pruned(w, keep=keep):
+                    return [h.id for h in engine.search_words(prune_by_idf(w, engine.doc_freqs(w), n, keep), K)]
+                found, ms = _timed(pruned, weights)
+                self._emit(**common, mode=f"words-prune-{keep}", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                           recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
+            if backend == "lucene":
+                self._hnsw(engine, common, vectors, "dense-hnsw")
+        finally:
+            handle.close()
+
+    def _hnsw(self, engine, common: dict, vectors: np.ndarray, mode: str) -> None:
+        qs = [np.asarray(q.vector, np.float32) for q in self.collection.queries]
+        exact = FunnelIndex(vectors[:, :HNSW_DIMS], prefix_dims=())
+        top, _ = exact.search_exact(np.stack(qs)[:, :HNSW_DIMS], K)
+        truth = [[f"s{j:08d}" for j in row] for row in top]
+        found, ms = _timed(lambda q: [h.id for h in engine.search_vector(q, K)], qs)
+        self._emit(**common, mode=mode, p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                   recall_at_100=_recall(found, truth, K), recall_at_10=_recall(found, truth, 10))
+
+    def _dense(self, n: int, vectors: np.ndarray) -> None:
+        qs = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])
+        stages = [FunnelStage(16, min(n, 2000)), FunnelStage(64, min(n, 400))]
+        start = time.time()
+        index = FunnelIndex(vectors, prefix_dims=[st.dim for st in stages])  # prefixes made here, not in a query's time
+        common = dict(docs=n, backend="numpy", index_mib=vectors.nbytes / 2**20,
+                      bytes_per_doc=vectors.shape[1] * 4, build_s=time.time() - start)
+        exact, ms = _timed(lambda q: index.search_exact(q[None], K)[0][0].tolist(), qs)
+        self._emit(**common, mode="dense-exact", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                   recall_at_100=1.0, recall_at_10=1.0)
+        found, ms = _timed(lambda q: index.search_funnel(q[None], K, stages)[0][0].tolist(), qs)
+        self._emit(**common, mode="dense-funnel-16:2000,64:400", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                   recall_at_100=_recall(found, exact, K), recall_at_10=_recall(found, exact, 10))
+
+    def _int8(self, n: int) -> None:
+        path = self.work / f"lucene-int8-{n}"
+        vectors = np.empty((n, self.collection.dim), np.float32)
+        handle, build_s = self._build(n, "lucene", path, vectors, words=False, dense_dims=HNSW_DIMS, int8=True)
+        size = size_on_disk(path) / 2**20
+        common = dict(docs=n, backend="lucene", index_mib=size, bytes_per_doc=round(size * 2**20 / n),
+                      build_s=build_s)
+        try:
+            self._hnsw(handle.backend, common, vectors, "dense-hnsw-int8")
+        finally:
+            handle.close()
