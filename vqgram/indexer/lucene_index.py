@@ -153,9 +153,12 @@ class LuceneBackend:
 
     def begin_writing(self, wait: bool = False) -> None:
         """Take Lucene's write.lock for the whole run (until `close`); see `Backend.begin_writing`."""
-        while self._writer is None:
+        if self._writer is not None:
+            return
+        while True:
             try:
                 self._open_writer()
+                break
             except Exception as exc:
                 error = _engine_error(self.path, exc)
                 if not (wait and isinstance(error, IndexLocked)):

@@ -109,9 +109,12 @@ class TantivyBackend:
 
     def begin_writing(self, wait: bool = False) -> None:
         """Take Tantivy's writer lock for the whole run (until `close`); see `Backend.begin_writing`."""
-        while self._writer is None:
+        if self._writer is not None:
+            return
+        while True:
             try:
                 self._writer = self._index.writer(heap_size=256_000_000, num_threads=1)
+                break
             except ValueError as exc:
                 error = _engine_error(self.path, exc)
                 if not (wait and isinstance(error, IndexLocked)):
