@@ -206,8 +206,9 @@ def die_with_parent(parent_pid: int, _worker_id: int = 0) -> None:
     """DataLoader worker_init_fn: end this worker soon after its parent dies, however it died.
 
     A killed parent (SIGKILL) runs no clean-up, and its workers would block on
-    a queue no one reads. Linux sends the parent-death signal (prctl); a
-    watchdog thread that sees the worker re-parented covers the rest.
+    a queue no one reads. Linux sends the parent-death signal (prctl; it
+    follows the thread that iterates the loader, which outlives its workers);
+    a watchdog thread that sees the worker re-parented covers the rest.
     """
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

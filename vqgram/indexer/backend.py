@@ -7,11 +7,14 @@ reproducible across engines.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Iterable, Protocol, Sequence
+from typing import Callable, ClassVar, Iterable, Protocol, Sequence, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,20 @@ class IndexCorrupt(RuntimeError):
         self.detail = detail if len(detail) <= 240 else detail[:237] + "..."  # engines quote whole files
         super().__init__(f"index {path} is damaged ({self.detail}); run 'vqgram check {path}' for details, "
                          "then index the folder again into a new index folder")
+
+
+def take_writer_lock(path: Path, open_writer: Callable[[], T], engine_error: Callable[[Path, Exception], Exception],
+                     wait: bool) -> T:
+    """open_writer() once it gets the engine's lock; its errors as `engine_error` says. A held lock
+    raises IndexLocked, or, with `wait`, is tried again every half second."""
+    while True:
+        try:
+            return open_writer()
+        except Exception as exc:
+            error = engine_error(path, exc)
+            if not (wait and isinstance(error, IndexLocked)):
+                raise error from None
+            time.sleep(0.5)
 
 
 def embedding_bytes(vector: np.ndarray) -> bytes:

@@ -23,14 +23,14 @@ searchers and caches); this module ties them into the Backend protocol.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, rank
+from vqgram.indexer.backend import (DocMeta, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, rank,
+                                    take_writer_lock)
 from vqgram.indexer.lucene_documents import DocumentMaker, checked_vector, l2norm
 from vqgram.indexer.lucene_queries import TextQueryParser, words_query, words_query_for
 from vqgram.indexer.lucene_reader import BM25_B, BM25_K1, SIMILARITIES, LuceneSnapshot, query_vector
@@ -153,14 +153,9 @@ class LuceneBackend:
 
     def begin_writing(self, wait: bool = False) -> None:
         """Take Lucene's write.lock for the whole run (until `close`); see `Backend.begin_writing`."""
-        while self._writer is None:
-            try:
-                self._open_writer()
-            except Exception as exc:
-                error = _engine_error(self.path, exc)
-                if not (wait and isinstance(error, IndexLocked)):
-                    raise error from None
-                time.sleep(0.5)
+        if self._writer is not None:
+            return
+        take_writer_lock(self.path, self._open_writer, _engine_error, wait)
         try:
             self._refresh()  # see what the previous holder committed
         except Exception as exc:

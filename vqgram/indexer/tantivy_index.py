@@ -24,7 +24,7 @@ import numpy as np
 import tantivy
 
 from .backend import (DocMeta, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, embedding_bytes, embedding_matrix,
-                      rank)
+                      rank, take_writer_lock)
 
 TEXT_FIELDS = ("id", "path", "label")
 INT_FIELDS = ("width", "height", "size")
@@ -109,14 +109,10 @@ class TantivyBackend:
 
     def begin_writing(self, wait: bool = False) -> None:
         """Take Tantivy's writer lock for the whole run (until `close`); see `Backend.begin_writing`."""
-        while self._writer is None:
-            try:
-                self._writer = self._index.writer(heap_size=256_000_000, num_threads=1)
-            except ValueError as exc:
-                error = _engine_error(self.path, exc)
-                if not (wait and isinstance(error, IndexLocked)):
-                    raise error from None
-                time.sleep(0.5)
+        if self._writer is not None:
+            return
+        self._writer = take_writer_lock(
+            self.path, lambda: self._index.writer(heap_size=256_000_000, num_threads=1), _engine_error, wait)
         self._snapshot()  # what the previous holder committed
 
     @property
