@@ -29,7 +29,9 @@ from typing import Any, ClassVar, Iterable, Sequence
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, Hit, ImageDoc, Ranking, rank
+from vqgram.indexer.backend import DocMeta, DocTable, Hit, ImageDoc, Ranking, rank
+from vqgram.indexer.filters import Filter, rows_passing
+from vqgram.indexer.lucene_filter import filter_query, restrict
 from vqgram.indexer.lucene_documents import DocumentMaker, checked_vector, l2norm
 from vqgram.indexer.lucene_queries import TextQueryParser, words_query, words_query_for
 from vqgram.indexer.lucene_reader import BM25_B, BM25_K1, SIMILARITIES, LuceneSnapshot, query_vector
@@ -75,6 +77,7 @@ class LuceneBackend:
         hnsw_ef_construction: int = 100,
         int8: bool = False,
         overwrite: bool = False,
+        embedding_dim: int | None = None,
     ) -> "LuceneBackend":
         """Make a new, empty (committed) index in `path`.
 
@@ -85,7 +88,8 @@ class LuceneBackend:
         """
         path = Path(path)
         settings = LuceneSettings(
-            dense_dims=dense_dims, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, int8=int8
+            dense_dims=dense_dims, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction, int8=int8,
+            vector_dims=embedding_dim,
         )
         if (path / SETTINGS_NAME).exists() and not overwrite:
             raise FileExistsError(f"{path} already holds a Lucene index; open it, or pass overwrite=True")
@@ -114,6 +118,10 @@ class LuceneBackend:
         config.setCommitOnClose(False)  # close() without commit() drops the changes, like a crash
         config.setRAMBufferSizeMB(256.0)
         self._writer = jvm.JIndexWriter(self._dir, config)
+
+    def begin_writing(self, wait: bool = False) -> None:
+        """Open the writer (Lucene's write.lock) for this run."""
+        self._writer_open()
 
     def _writer_open(self) -> Any:
         if self._writer is None:
@@ -202,6 +210,7 @@ class LuceneBackend:
         similarity: str = "bm25",
         k1: float = BM25_K1,
         b: float = BM25_B,
+        where: Filter | None = None,
     ) -> list[Hit]:
         """Rank documents against weighted words.
 
@@ -215,16 +224,16 @@ class LuceneBackend:
         searcher = snap.searcher(similarity, k1, b)
         if not weights or k <= 0:
             return []
-        return snap.hits(searcher, words_query_for(weights, similarity), k)
+        return snap.hits(searcher, restrict(words_query_for(weights, similarity), where), k)
 
     def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = BM25_K1,
-                   b: float = BM25_B) -> Ranking:
+                   b: float = BM25_B, where: Filter | None = None) -> Ranking:
         """Every document `search_words` would return, ranked by (-score, id)."""
         snap = self._snapshot
         searcher = snap.searcher(similarity, k1, b)
         if not weights or snap.count() == 0:
             return Ranking.of([], [])
-        return Ranking.of(*snap.full_ranking(searcher, words_query_for(weights, similarity)))
+        return Ranking.of(*snap.full_ranking(searcher, restrict(words_query_for(weights, similarity), where)))
 
     def text_query(self, query: str) -> Any:
         """Parse Lucene query syntax (StandardQueryParser): `words` is the default field;
@@ -232,31 +241,51 @@ class LuceneBackend:
         Raises ValueError naming the query when it does not parse."""
         return self._text_parser.parse(query)
 
-    def search_text(self, query: str, k: int) -> list[Hit]:
+    def search_text(self, query: str, k: int, where: Filter | None = None) -> list[Hit]:
         """The engine's own query syntax over `words` and the metadata fields (BM25 defaults)."""
         snap = self._snapshot
-        return snap.hits(snap.searcher("bm25"), self.text_query(query), k)
+        return snap.hits(snap.searcher("bm25"), restrict(self.text_query(query), where), k)
+
+    def documents(self) -> DocTable:
+        """The metadata of every committed document."""
+        return self._snapshot.documents()
+
+    def stored_words(self, doc_id: str) -> str:
+        """The words text `doc_id` was indexed with; KeyError for an unknown id."""
+        words = self._snapshot.stored_words(doc_id)
+        if words is None:
+            raise ValueError(f"index {self.path} does not store its words (made by an older vqgram); "
+                             "re-index it into a new folder to search by an indexed image")
+        return words
 
     # ---- dense ------------------------------------------------------------
 
+    def ann_dims(self) -> int | None:
+        """The embedding prefix the HNSW field holds (None before the first vector)."""
+        return self.settings.indexed_dims() if self.settings.vector_dims is not None else None
+
     def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
-                      exact: bool = False) -> list[Hit]:
+                      exact: bool = False, where: Filter | None = None) -> list[Hit]:
         """Nearest neighbours by cosine: HNSW on the indexed prefix, exact for any other prefix.
 
         ef: candidates the graph search keeps (efSearch; we ask Lucene for
         max(k, ef) neighbours and keep k); None: max(k, 100), Anserini's
         default. dims: None or the indexed prefix use the HNSW field; any
         other prefix (or exact=True) scans the stored full embeddings.
+        where: HNSW takes it as the kNN query's filter; an exact scan masks the rows.
         Raises ValueError when the index has no vectors.
         """
         d = self._dense_dims_or_raise()
         if exact or (dims is not None and dims != d):
-            return self.search_vector_exact(vector, k, dims)
+            ids, _, _ = self._snapshot.stored_vectors(self.settings.vector_dims)
+            mask = rows_passing(where, self.documents(), np.asarray(ids, dtype=str))
+            return self._snapshot.exact_hits(vector, k, dims, self.settings.vector_dims, mask)
         if k <= 0:
             return []
         q = l2norm(query_vector(vector, d)[:d])
         n = max(int(k), DEFAULT_EF if ef is None else int(ef))
-        query = jvm.JKnnFloatVectorQuery("vector", q.tolist(), n)
+        query = (jvm.JKnnFloatVectorQuery("vector", q.tolist(), n) if where is None else
+                 jvm.JKnnFloatVectorQuery("vector", q.tolist(), n, filter_query(where)))
         snap = self._snapshot
         # Lucene's DOT_PRODUCT score is (1 + dot) / 2; report the cosine.
         return snap.hits(snap.searcher(), query, k, transform=lambda s: 2.0 * s - 1.0)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, Hit, rank
+from vqgram.indexer.backend import DocMeta, DocTable, Hit, rank
 from vqgram.indexer.lucene_documents import l2norm
 
 SIMILARITIES = ("bm25", "tfidf", "jaccard")
@@ -43,6 +43,7 @@ class LuceneSnapshot:
         self._meta: dict[int, tuple[str, str, str, int, int]] = {}
         self._vectors: tuple[list[str], list[int], np.ndarray] | None = None
         self._prefixes: dict[int, np.ndarray] = {}  # dims -> row-normalised prefix of _vectors
+        self._table: DocTable | None = None
 
     @classmethod
     def open(cls, directory: Any) -> "LuceneSnapshot":
@@ -78,6 +79,26 @@ class LuceneSnapshot:
             path = d.get("path")
             out[path] = DocMeta(id=d.get("id"), path=path, mtime=float(d.get("mtime")), size=int(d.get("size")))
         return out
+
+    def documents(self) -> DocTable:
+        """Every live document's metadata as columns, read once per snapshot."""
+        if self._table is None:
+            sf = self.reader.storedFields()
+            rows = []
+            for i in self.live_docs():
+                d = sf.document(i)
+                rows.append((d.get("id"), d.get("path"), d.get("label"), int(d.get("width")), int(d.get("height")),
+                             int(d.get("size")), float(d.get("mtime"))))
+            self._table = DocTable.of(rows)
+        return self._table
+
+    def stored_words(self, doc_id: str) -> str | None:
+        """The stored words text of document `doc_id` (None in an index made before words were stored);
+        KeyError for an unknown id."""
+        docs = self.searcher().search(jvm.JTermQuery(jvm.JTerm("id", doc_id)), 1).scoreDocs
+        if len(docs) == 0:
+            raise KeyError(doc_id)
+        return self.reader.storedFields().document(docs[0].doc).get("words")
 
     def searcher(self, similarity: str = "bm25", k1: float = BM25_K1, b: float = BM25_B) -> Any:
         """An IndexSearcher ranking by `similarity` (cached per setting); ValueError for an unknown one."""
@@ -163,8 +184,10 @@ class LuceneSnapshot:
             self._vectors = (ids, docids, mat)
         return self._vectors
 
-    def exact_hits(self, vector: np.ndarray, k: int, dims: int | None, vector_dims: int | None) -> list[Hit]:
-        """Brute-force cosine of `vector` over the stored embeddings' first `dims` (default: all)."""
+    def exact_hits(self, vector: np.ndarray, k: int, dims: int | None, vector_dims: int | None,
+                   mask: np.ndarray | None = None) -> list[Hit]:
+        """Brute-force cosine of `vector` over the stored embeddings' first `dims` (default: all);
+        with a mask (a bool per stored embedding), over the rows it passes only."""
         ids, docids, mat = self.stored_vectors(vector_dims)
         if k <= 0 or len(ids) == 0:
             return []
@@ -176,6 +199,11 @@ class LuceneSnapshot:
         if prefix is None:
             prefix = self._prefixes[d] = l2norm(mat[:, :d])
         scores = prefix @ l2norm(q[:d])
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+            k = min(k, int(mask.sum()))
+            if k == 0:
+                return []
         top = np.arange(len(scores))
         if k < len(scores):  # every candidate tied with the k-th, so rank() breaks ties by id
             kth = np.partition(-scores, k - 1)[k - 1]
