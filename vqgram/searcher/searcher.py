@@ -123,6 +123,12 @@ class Searcher:
         return self.search_encoded(self.tokenizer.kgrams.to_dict(encoded.counts[0]),
                                    encoded.embedding[0].numpy(), k, options)
 
+    def load(self) -> None:
+        """Read the model, the embeddings and the metadata now (a server's start), not on the first query."""
+        self.tokenizer  # noqa: B018 (a property that loads)
+        self._vector_index()
+        self.handle.backend.documents()
+
     def similar(self, doc_id: str, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
         """More like an indexed image: its stored words and embedding as the query (no model run).
         KeyError for an id the index does not hold."""
