@@ -11,10 +11,10 @@ from .config import IndexManifest, KGramConfig, MatryoshkaConfig, ModelConfig, T
 from .indexer.backend import Hit, ImageDoc  # noqa: E402
 from .indexer.pipeline import IndexReport, index_folder  # noqa: E402
 from .indexer.store import open_index  # noqa: E402
-from .searcher.searcher import Searcher  # noqa: E402
+from .searcher.searcher import SearchOptions, Searcher  # noqa: E402
 from .tokenizer.encoder import Tokenizer  # noqa: E402
 
 __all__ = [
-    "Hit", "ImageDoc", "IndexManifest", "IndexReport", "KGramConfig", "MatryoshkaConfig", "ModelConfig", "Searcher",
+    "Hit", "ImageDoc", "IndexManifest", "IndexReport", "KGramConfig", "MatryoshkaConfig", "ModelConfig", "SearchOptions", "Searcher",
     "Tokenizer", "TokenizerConfig", "VQConfig", "__version__", "index_folder", "open_index",
 ]
