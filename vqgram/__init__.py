@@ -15,6 +15,7 @@ from .searcher.searcher import SearchOptions, Searcher  # noqa: E402
 from .tokenizer.encoder import Tokenizer  # noqa: E402
 
 __all__ = [
-    "Hit", "ImageDoc", "IndexManifest", "IndexReport", "KGramConfig", "MatryoshkaConfig", "ModelConfig", "SearchOptions", "Searcher",
+    "Hit", "ImageDoc", "IndexManifest", "IndexReport", "KGramConfig", "MatryoshkaConfig", "ModelConfig", "SearchOptions",
+    "Searcher",
     "Tokenizer", "TokenizerConfig", "VQConfig", "__version__", "index_folder", "open_index",
 ]
