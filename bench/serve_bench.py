@@ -26,31 +26,12 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vqgram import Searcher
 from vqgram.images import walk_images
-
-
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=300) as r:
-        return json.load(r)
-
-
-def post_image(url: str, image: bytes, **fields) -> dict:
-    boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n\r\n'.encode()
-                 + image + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    req = urllib.request.Request(f"{url}/api/search", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=300) as r:
-        return json.load(r)
+from vqgram.serve.client import get_json, search_image, search_text, similar
 
 
 def timed(fn) -> float:
@@ -69,7 +50,7 @@ def start_server(index: Path, port: int) -> subprocess.Popen:
     deadline = time.time() + 600
     while time.time() < deadline:
         try:
-            get(f"http://127.0.0.1:{port}/api/info")
+            get_json(f"http://127.0.0.1:{port}/api/info")
             return server
         except OSError:
             if server.poll() is not None:
@@ -101,9 +82,9 @@ def main() -> None:
     server = start_server(args.index, args.port)
     url = f"http://127.0.0.1:{args.port}"
     try:
-        info = get(f"{url}/api/info")
+        info = get_json(f"{url}/api/info")
         modes = [m for m in ("bm25", "dense", "hybrid") if m in info["modes"]]
-        post_image(url, images[0])  # warm up
+        search_image(url, images[0])  # warm up
         result = {"index": str(args.index), "backend": info["backend"], "documents": info["documents"],
                   "load_average": os.getloadavg(), "upload_p50_ms": {}, "encode_p50_ms": {},
                   "upload_minus_encode_p50_ms": {}, "similar_p50_ms": {}}
@@ -111,20 +92,20 @@ def main() -> None:
             runs = []
             for b in images:
                 start = time.perf_counter()
-                encode_ms = post_image(url, b, mode=mode, k=10)["encode_ms"]
+                encode_ms = search_image(url, b, mode=mode, k=10)["encode_ms"]
                 runs.append((1000 * (time.perf_counter() - start), encode_ms))
             result["upload_p50_ms"][mode] = p([t for t, _ in runs])
             result["encode_p50_ms"][mode] = p([e for _, e in runs])
             result["upload_minus_encode_p50_ms"][mode] = p([t - e for t, e in runs])
-        result["text_p50_ms"] = p([timed(lambda q=q: get(f"{url}/api/search?q=label:{q}&k=10"))
+        result["text_p50_ms"] = p([timed(lambda q=q: search_text(url, f"label:{q}", k=10))
                                    for q in (labels * args.queries)[: args.queries]])
         for mode in modes:
-            result["similar_p50_ms"][mode] = p([timed(lambda i=i: get(f"{url}/api/similar/{i}?mode={mode}&k=10"))
+            result["similar_p50_ms"][mode] = p([timed(lambda i=i: similar(url, i, mode=mode, k=10))
                                                 for i in ids])
 
-        calls = [lambda i=i: get(f"{url}/api/search?q=label:{labels[i % len(labels)]}&k=10") for i in range(5)]
-        calls += [lambda i=i: get(f"{url}/api/similar/{ids[i]}?mode=hybrid&k=10") for i in range(5)]
-        calls += [lambda b=b: post_image(url, b, mode="dense", k=10) for b in images[:2]]
+        calls = [lambda i=i: search_text(url, f"label:{labels[i % len(labels)]}", k=10) for i in range(5)]
+        calls += [lambda i=i: similar(url, ids[i], mode="hybrid", k=10) for i in range(5)]
+        calls += [lambda b=b: search_image(url, b, mode="dense", k=10) for b in images[:2]]
         plan = [calls[i % len(calls)] for i in range(args.requests)]
         errors, latencies = [], []
 

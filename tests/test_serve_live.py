@@ -1,37 +1,18 @@
 """A real `vqgram serve` (uvicorn on a loopback port): 16 concurrent clients, raw traversal requests."""
 from __future__ import annotations
 
-import json
 import socket
 import urllib.parse
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import BACKENDS
 
+from vqgram.serve.client import search_image, search_text, similar
+
 pytest.importorskip("uvicorn")
 
 CLIENTS = 16
-
-
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=120) as r:
-        return json.load(r)
-
-
-def post_image(url: str, image: bytes, **fields) -> dict:
-    boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.jpg"\r\n'
-                 f"Content-Type: image/jpeg\r\n\r\n".encode() + image + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{url}/api/search", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=120) as r:
-        return json.load(r)
 
 
 def ranked(body: dict) -> list[tuple[str, float]]:
@@ -45,11 +26,11 @@ def test_16_concurrent_clients_get_their_own_answers(backend, live_server, queri
     url = live_server(backend)
     labels = sorted(p.stem for p in queries.glob("*.jpg"))
     images = {name: (queries / f"{name}.jpg").read_bytes() for name in labels}
-    ids = [h["id"] for h in get(f"{url}/api/search?q=label:church&k=6")["hits"]]
-    requests = ([("text", lambda n=n: get(f"{url}/api/search?q=label:{n}&k=6")) for n in labels]
-                + [("upload", lambda n=n, m=m: post_image(url, images[n], mode=m, k=8)) for n in labels[:4]
+    ids = [h["id"] for h in search_text(url, "label:church", k=6)["hits"]]
+    requests = ([("text", lambda n=n: search_text(url, f"label:{n}", k=6)) for n in labels]
+                + [("upload", lambda n=n, m=m: search_image(url, images[n], mode=m, k=8)) for n in labels[:4]
                    for m in ("bm25", "dense")]
-                + [("similar", lambda i=i: get(f"{url}/api/similar/{i}?mode=hybrid&k=8")) for i in ids[:4]])
+                + [("similar", lambda i=i: similar(url, i, mode="hybrid", k=8)) for i in ids[:4]])
     expected = [ranked(call()) for _kind, call in requests]
     assert all(expected)
 
