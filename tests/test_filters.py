@@ -209,3 +209,30 @@ def test_rows_passing_aligns_to_any_id_order():
     ids = np.array(["d4", "d1", "zz", "d3"])
     assert rows_passing(parse_filter("label:cats"), table, ids).tolist() == [True, True, False, False]
     assert rows_passing(None, table, ids) is None
+
+
+# --- the CLI and the searcher on a real index ------------------------------------------------
+
+
+def test_cli_filter_in_every_mode_and_a_bad_one(photo_index, queries):
+    import json
+
+    from click.testing import CliRunner
+
+    from vqgram.cli import main
+
+    index = photo_index("tantivy")
+    for mode in ("bm25", "dense", "hybrid", "funnel"):
+        result = CliRunner().invoke(main, ["search", str(index), "--image", str(queries / "tench.jpg"), "--mode", mode,
+                                           "--filter", "folder:church OR label:parachute", "-k", "8", "--json"])
+        assert result.exit_code == 0, result.output
+        hits = json.loads(result.output)["hits"]
+        assert len(hits) == 8 and {h["label"] for h in hits} <= {"church", "parachute"}, mode
+    result = CliRunner().invoke(main, ["search", str(index), "--query", "label:church", "--filter", "label:tench"])
+    assert result.exit_code == 0 and result.stdout == "" and "no hits" in result.stderr
+    result = CliRunner().invoke(main, ["search", str(index), "--image", str(queries / "tench.jpg"),
+                                       "--filter", "label:church width:[1 TO *]"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: bad filter 'label:church width:[1 TO *]': write AND or OR between two clauses (fields: label, id, "
+        "path, folder, width, height, size, mtime; e.g. 'label:cats AND width:[1000 TO *]')"]
