@@ -236,3 +236,27 @@ def test_cli_filter_in_every_mode_and_a_bad_one(photo_index, queries):
     assert result.stderr.strip().splitlines() == [
         "error: bad filter 'label:church width:[1 TO *]': write AND or OR between two clauses (fields: label, id, "
         "path, folder, width, height, size, mtime; e.g. 'label:cats AND width:[1000 TO *]')"]
+
+
+def test_an_index_without_stored_words_says_to_reindex(tmp_path):
+    """Indexes made before words were stored still search; `similar` on them is one line saying what to do."""
+    import tantivy
+
+    from vqgram.indexer.tantivy_index import TantivyBackend
+
+    b = tantivy.SchemaBuilder()
+    for name in ("id", "path", "label"):
+        b.add_text_field(name, stored=True, tokenizer_name="raw", index_option="basic")
+    for name in ("width", "height", "size"):
+        b.add_integer_field(name, stored=True, indexed=True, fast=True)
+    b.add_float_field("mtime", stored=True, indexed=True)
+    b.add_text_field("words", stored=False, tokenizer_name="whitespace", index_option="freq")
+    b.add_bytes_field("embedding", stored=True)
+    tantivy.Index(b.build(), path=str(tmp_path), reuse=False)
+    old = TantivyBackend.open(tmp_path)
+    old.add(DOCS)
+    old.commit()
+    assert {h.id for h in old.search_words({"all": 1.0}, 20, where=parse_filter("label:cats"))} == {"d1", "d4"}
+    with pytest.raises(ValueError, match="does not store its words .* re-index it"):
+        old.stored_words("d1")
+    old.close()

@@ -50,7 +50,8 @@ class SearchOptions:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
         if self.prf_depth < 0:
             raise ValueError(f"prf_depth={self.prf_depth} must be 0 (off) or a number of neighbours")
-        self.where  # a bad filter fails here, in one line, before any search
+        if self.filter:
+            parse_filter(self.filter)  # a bad filter fails here, in one line, before any search
 
     @property
     def where(self) -> Filter | None:
@@ -125,7 +126,7 @@ class Searcher:
 
     def load(self) -> None:
         """Read the model, the embeddings and the metadata now (a server's start), not on the first query."""
-        self.tokenizer  # noqa: B018 (a property that loads)
+        _ = self.tokenizer  # a property that loads the model
         self._vector_index()
         self.handle.backend.documents()
 
