@@ -21,8 +21,8 @@ from starlette.testclient import TestClient  # noqa: E402
 from vqgram.serve import Limits, SearchService, create_app  # noqa: E402
 from vqgram.serve.thumbnails import ThumbnailCache  # noqa: E402
 
-TRAVERSALS = ["/thumb/%2e%2e/%2e%2e/etc/passwd", "/thumb/..%2F..%2Fetc%2Fpasswd", "/thumb/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-              "/thumb/..%252F..%252Fetc%252Fpasswd", "/thumb/....//....//etc/passwd", "/thumb/%2Fetc%2Fpasswd",
+TRAVERSALS = ["/thumb/%2e%2e/%2e%2e/etc/passwd", "/thumb/..%2F..%2Fetc%2Fpasswd",
+              "/thumb/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/thumb/..%252F..%252Fetc%252Fpasswd", "/thumb/....//....//etc/passwd", "/thumb/%2Fetc%2Fpasswd",
               "/thumb/..\\..\\etc\\passwd", "/api/similar/..%2F..%2Fetc%2Fpasswd"]
 
 

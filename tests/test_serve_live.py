@@ -70,3 +70,39 @@ def test_binds_loopback_by_default():
     from vqgram.serve import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_serve_command(backend, photo_index, tmp_path):
+    """`vqgram serve` as users run it: a bad index is one error line; a good one answers, then shuts down
+    cleanly on SIGTERM (the engine thread closes the index and leaves the JVM)."""
+    import subprocess
+    import sys
+    import time
+
+    from vqgram.serve.client import get_json
+
+    bad = subprocess.run([sys.executable, "-m", "vqgram.cli", "serve", str(tmp_path / "nope")], capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: index not found")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "vqgram.cli", "-q", "serve", str(photo_index(backend)),
+                               "--port", str(port), "--thumbs", str(tmp_path / "thumbs")], stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                info = get_json(f"http://127.0.0.1:{port}/api/info", timeout=5)
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "vqgram serve did not come up"
+                time.sleep(0.3)
+        assert info["documents"] == 36 and info["backend"] == backend
+    finally:
+        server.terminate()
+        _out, err = server.communicate(timeout=60)
+    assert server.returncode in (0, -15) and "Traceback" not in err and "Fatal" not in err, err  # uvicorn
+    # re-raises the SIGTERM it handled, after its graceful shutdown

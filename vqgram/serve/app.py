@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..images import DECODE_ERRORS
+from ..searcher.searcher import SearchOptions
 from .service import SearchService, UnknownDocument, UploadRejected
 from .thumbnails import ThumbnailCache
 
@@ -49,9 +50,11 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
     thumbs = thumbnails or ThumbnailCache()
     page = files("vqgram.serve").joinpath("static/index.html").read_text(encoding="utf-8")
 
-    def options(fields) -> tuple[int, object]:
+    def options(fields) -> tuple[int, SearchOptions]:
+        """(k, options) from form or query fields; ValueError (400) for a bad one."""
         k = service.check_k(_int(fields.get("k"), "k", 10))
-        return k, service.options(fields.get("mode") or "bm25", fields.get("filter"), _int(fields.get("dims"), "dims", None))
+        dims = _int(fields.get("dims"), "dims", None)
+        return k, service.options(fields.get("mode") or "bm25", fields.get("filter"), dims)
 
     async def search_upload(request: Request) -> Response:
         length = _int(request.headers.get("content-length"), "content-length", None)
