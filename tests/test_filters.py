@@ -165,10 +165,8 @@ def test_stored_words(backend):
         backend.stored_words("nope")
 
 
-@pytest.mark.jvm
+@pytest.mark.parametrize("backend", [LUCENE], indirect=True)  # HNSW is Lucene's
 def test_lucene_filtered_knn_keeps_k_passing_neighbours(backend):
-    if backend.name != "lucene":
-        pytest.skip("HNSW is Lucene's")
     q = DOCS[0].vector
     where = parse_filter("NOT label:cats")
     hits = backend.search_vector(q, 3, where=where)
