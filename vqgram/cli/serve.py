@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .app import friendly, main
+from .app import UserError, friendly, main
 
 
 @main.command()
@@ -19,7 +19,10 @@ from .app import friendly, main
 @friendly
 def serve(index, host, port, max_upload_mb, max_pixels, thumbs):
     """Serve a search page for INDEX at http://HOST:PORT/ (drop an image, type a query, compare modes)."""
-    from ..serve import serve as run
+    try:
+        from ..serve import serve as run
+    except ImportError as exc:
+        raise UserError(f"vqgram serve needs Starlette and uvicorn: pip install 'vqgram[serve]' ({exc})") from None
 
     click.echo(f"loading {index} ...", err=True)
     run(index, host=host, port=port, thumbnails=thumbs, upload_bytes=int(max_upload_mb * 1024 * 1024),
