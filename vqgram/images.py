@@ -7,9 +7,14 @@ study's bucketing). A file that cannot be read is reported, never fatal.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import logging
 import os
+import signal
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +199,32 @@ def _as_is(item):
     return item
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int, _worker_id: int = 0) -> None:
+    """DataLoader worker_init_fn: end this worker soon after its parent dies, however it died.
+
+    A killed parent (SIGKILL) runs no clean-up, and its workers would block on
+    a queue no one reads. Linux sends the parent-death signal (prctl; it
+    follows the thread that iterates the loader, which outlives its workers);
+    a watchdog thread that sees the worker re-parented covers the rest.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watchdog").start()
+
+
+def _watch_parent(parent_pid: int, every: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(every)
+    os._exit(1)
+
+
 def iter_batches(
     files: Sequence[ImageFile],
     *,
@@ -215,6 +246,7 @@ def iter_batches(
         num_workers=workers,
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
+        worker_init_fn=functools.partial(die_with_parent, os.getpid()) if workers else None,
     )
     for pixels, ok, bad in loader:
         yield normalize(pixels, mean, std), ok, bad

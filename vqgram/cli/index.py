@@ -36,8 +36,10 @@ def index(ctx, folder, index_path, backend, model, kgram, kernel, padding, strid
         raise click.UsageError(f"{', '.join(option_flag(ctx, n) for n in misplaced)} only apply to "
                                "--backend lucene")
     tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
-    options = ({"dense_dims": dense_dims, "hnsw_m": hnsw_m, "hnsw_ef_construction": hnsw_ef, "int8": int8}
-               if backend == "lucene" else {})
+    # only the options given: an existing index keeps its own (a different one is an error), a new one
+    # takes the backend's defaults, which are these options' defaults
+    values = {"dense_dims": dense_dims, "hnsw_m": hnsw_m, "hnsw_ef_construction": hnsw_ef, "int8": int8}
+    options = {k: values[k] for k, n in zip(values, LUCENE_OPTIONS) if n in given(ctx, LUCENE_OPTIONS)}
     report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
                           workers=workers, wait=wait, **options)
     click.echo(report.summary(), err=True)

@@ -121,7 +121,8 @@ class IndexCorrupt(RuntimeError):
     """The engine found damaged or missing index files."""
 
     def __init__(self, path: Path, detail: str):
-        super().__init__(f"index {path} is damaged ({detail}); run 'vqgram check {path}' for details, "
+        self.detail = detail if len(detail) <= 240 else detail[:237] + "..."  # engines quote whole files
+        super().__init__(f"index {path} is damaged ({self.detail}); run 'vqgram check {path}' for details, "
                          "then index the folder again into a new index folder")
 
 
@@ -142,6 +143,9 @@ class Backend(Protocol):
 
     name: ClassVar[str]
     path: Path
+
+    def creation_options(self) -> dict:
+        """The options `create` took (e.g. Lucene's HNSW settings), as stored with the index."""
 
     def begin_writing(self, wait: bool = False) -> None:
         """Take the index's writer lock for this run (held until `close`, across commits).

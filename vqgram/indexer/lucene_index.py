@@ -23,14 +23,15 @@ searchers and caches); this module ties them into the Backend protocol.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, DocTable, Hit, ImageDoc, Ranking, rank
-from vqgram.indexer.filters import Filter, rows_passing
+from vqgram.indexer.backend import DocMeta, DocTable, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, rank
+from vqgram.indexer.filters import Filter
 from vqgram.indexer.lucene_filter import filter_query, restrict
 from vqgram.indexer.lucene_documents import DocumentMaker, checked_vector, l2norm
 from vqgram.indexer.lucene_queries import TextQueryParser, words_query, words_query_for
@@ -41,12 +42,33 @@ MAX_CLAUSES = 1 << 16  # an image query has ~2000 terms; Lucene's default is 102
 DEFAULT_EF = 100  # HNSW efSearch, as in Anserini/pyserini
 
 
+# Lucene's exceptions (simple class names) that mean damaged or missing index files.
+_CORRUPTION = ("CorruptIndexException", "IndexFormatTooOldException", "IndexFormatTooNewException",
+               "NoSuchFileException", "FileNotFoundException", "EOFException", "IndexNotFoundException")
+
+
+def _engine_error(path: Path, exc: Exception) -> Exception:
+    """A jnius.JavaException from Lucene as a one-line vqgram error naming the index (others unchanged)."""
+    if type(exc).__name__ != "JavaException":
+        return exc
+    name = str(getattr(exc, "classname", "") or "").rsplit(".", 1)[-1]
+    if name == "LockObtainFailedException":
+        return IndexLocked(path)
+    text = str(getattr(exc, "innermessage", None) or exc).strip().splitlines()
+    detail = f"{name}: {text[0] if text else ''}".strip(": ")
+    if name in _CORRUPTION:
+        return IndexCorrupt(path, detail)
+    return RuntimeError(f"Lucene failed on index {path} ({detail})")
+
+
 class LuceneBackend:
     """An index folder opened with Lucene (through pyjnius).
 
-    Writes go to one IndexWriter (opened on the first add/delete); reads see the
-    last commit through one LuceneSnapshot (a DirectoryReader with its
-    searchers and caches), replaced after each commit.
+    Writes go to one IndexWriter, taken by `begin_writing` (or the first
+    add/delete) and kept across commits until `close`: it holds Lucene's
+    write.lock for the whole run. Reads see the last commit through one
+    LuceneSnapshot (a DirectoryReader with its searchers and caches), replaced
+    after each commit; readers take no lock.
     """
 
     name: ClassVar[str] = "lucene"
@@ -72,18 +94,20 @@ class LuceneBackend:
     def create(
         cls,
         path: str | Path,
+        embedding_dim: int | None = None,
         dense_dims: int | None = 256,
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 100,
         int8: bool = False,
         overwrite: bool = False,
-        embedding_dim: int | None = None,
     ) -> "LuceneBackend":
         """Make a new, empty (committed) index in `path`.
 
         dense_dims: HNSW indexes this prefix of each embedding, renormalised
         (any Matryoshka prefix is itself an embedding); None indexes all of it
         (up to 4096 dims). The full embedding is stored either way.
+        embedding_dim: the width of the embeddings to come, when known: settings
+        that contradict it raise ValueError here, before anything is written.
         Raises FileExistsError when `path` already holds an index and not `overwrite`.
         """
         path = Path(path)
@@ -106,8 +130,18 @@ class LuceneBackend:
         """Open an index made by `create`; raises FileNotFoundError when there is none."""
         path = Path(path)
         self = cls(path, read_settings(path))
-        self._refresh()
+        try:
+            self._refresh()
+        except Exception as exc:
+            self.close()
+            raise _engine_error(path, exc) from None
         return self
+
+    def creation_options(self) -> dict:
+        """The HNSW settings `create` took, as `lucene.json` holds them."""
+        s = self.settings
+        return {"dense_dims": s.dense_dims, "hnsw_m": s.hnsw_m, "hnsw_ef_construction": s.hnsw_ef_construction,
+                "int8": s.int8}
 
     def _open_writer(self, create: bool = False) -> None:
         s = self.settings
@@ -120,12 +154,25 @@ class LuceneBackend:
         self._writer = jvm.JIndexWriter(self._dir, config)
 
     def begin_writing(self, wait: bool = False) -> None:
-        """Open the writer (Lucene's write.lock) for this run."""
-        self._writer_open()
+        """Take Lucene's write.lock for the whole run (until `close`); see `Backend.begin_writing`."""
+        if self._writer is not None:
+            return
+        while True:
+            try:
+                self._open_writer()
+                break
+            except Exception as exc:
+                error = _engine_error(self.path, exc)
+                if not (wait and isinstance(error, IndexLocked)):
+                    raise error from None
+                time.sleep(0.5)
+        try:
+            self._refresh()  # see what the previous holder committed
+        except Exception as exc:
+            raise _engine_error(self.path, exc) from None
 
     def _writer_open(self) -> Any:
-        if self._writer is None:
-            self._open_writer()
+        self.begin_writing()
         return self._writer
 
     def close(self) -> None:
@@ -176,9 +223,12 @@ class LuceneBackend:
         if self._settings_dirty:  # before the commit: a crash in between leaves harmless extra facts
             write_settings(self.path, self.settings)
             self._settings_dirty = False
-        if self._writer is not None:
-            self._writer.commit()
-        self._refresh()
+        try:
+            if self._writer is not None:
+                self._writer.commit()
+            self._refresh()
+        except Exception as exc:
+            raise _engine_error(self.path, exc) from None
 
     def _refresh(self) -> None:
         if self._snapshot is None:
@@ -261,25 +311,20 @@ class LuceneBackend:
     # ---- dense ------------------------------------------------------------
 
     def ann_dims(self) -> int | None:
-        """The embedding prefix the HNSW field holds (None before the first vector)."""
+        """The prefix the HNSW field holds (None while the index has no vectors)."""
         return self.settings.indexed_dims() if self.settings.vector_dims is not None else None
 
-    def search_vector(self, vector: np.ndarray, k: int, dims: int | None = None, ef: int | None = None,
-                      exact: bool = False, where: Filter | None = None) -> list[Hit]:
-        """Nearest neighbours by cosine: HNSW on the indexed prefix, exact for any other prefix.
+    def search_vector(self, vector: np.ndarray, k: int, ef: int | None = None,
+                      where: Filter | None = None) -> list[Hit]:
+        """Approximate nearest neighbours by cosine on the HNSW field's prefix (`ann_dims()`).
 
         ef: candidates the graph search keeps (efSearch; we ask Lucene for
         max(k, ef) neighbours and keep k); None: max(k, 100), Anserini's
-        default. dims: None or the indexed prefix use the HNSW field; any
-        other prefix (or exact=True) scans the stored full embeddings.
-        where: HNSW takes it as the kNN query's filter; an exact scan masks the rows.
+        default. Exact scans of any prefix are the searcher's (over `vectors()`).
+        where: the kNN query's filter (HNSW visits only passing documents).
         Raises ValueError when the index has no vectors.
         """
         d = self._dense_dims_or_raise()
-        if exact or (dims is not None and dims != d):
-            ids, _, _ = self._snapshot.stored_vectors(self.settings.vector_dims)
-            mask = rows_passing(where, self.documents(), np.asarray(ids, dtype=str))
-            return self._snapshot.exact_hits(vector, k, dims, self.settings.vector_dims, mask)
         if k <= 0:
             return []
         q = l2norm(query_vector(vector, d)[:d])
@@ -290,23 +335,17 @@ class LuceneBackend:
         # Lucene's DOT_PRODUCT score is (1 + dot) / 2; report the cosine.
         return snap.hits(snap.searcher(), query, k, transform=lambda s: 2.0 * s - 1.0)
 
-    def search_vector_exact(self, vector: np.ndarray, k: int, dims: int | None = None) -> list[Hit]:
-        """Brute-force cosine over the stored full embeddings, on their first `dims` (default: all)."""
-        return self._snapshot.exact_hits(vector, k, dims, self.settings.vector_dims)
-
     def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
         """Hits for documents (with embeddings) named by id, with the given scores, in (-score, id) order."""
         snap = self._snapshot
-        all_ids, docids, _ = snap.stored_vectors(self.settings.vector_dims)
-        docid_of = dict(zip(all_ids, docids))
+        docid_of = snap.docids()
         hits = [snap.hit(docid_of[i], float(score)) for i, score in zip(ids, scores) if i in docid_of]
         return rank(hits, len(hits))
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
-        """(ids, float32 matrix n x D): the full embedding of every committed document that has one
-        (for exact search and reranking; the same call as the Tantivy backend's)."""
-        ids, _, mat = self._snapshot.stored_vectors(self.settings.vector_dims)
-        return list(ids), mat
+        """(ids, float32 matrix n x D): the full embedding of every committed document that has one,
+        read from the stored field and handed over (the searcher owns exact scans and reranking)."""
+        return self._snapshot.stored_vectors(self.settings.vector_dims)
 
     def _dense_dims_or_raise(self) -> int:
         d = self.settings.indexed_dims()

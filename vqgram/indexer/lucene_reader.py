@@ -11,8 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, DocTable, Hit, rank
-from vqgram.indexer.lucene_documents import l2norm
+from vqgram.indexer.backend import DocMeta, DocTable, Hit, embedding_matrix, rank
 
 SIMILARITIES = ("bm25", "tfidf", "jaccard")
 # Lucene's BM25 defaults, which are also Tantivy's: comparisons between the two
@@ -41,8 +40,7 @@ class LuceneSnapshot:
         self.reader = reader
         self._searchers: dict[tuple, Any] = {}
         self._meta: dict[int, tuple[str, str, str, int, int]] = {}
-        self._vectors: tuple[list[str], list[int], np.ndarray] | None = None
-        self._prefixes: dict[int, np.ndarray] = {}  # dims -> row-normalised prefix of _vectors
+        self._docids: dict[str, int] | None = None  # id -> doc number of documents with an embedding
         self._table: DocTable | None = None
 
     @classmethod
@@ -161,51 +159,31 @@ class LuceneSnapshot:
         docs = searcher.search(query, self.count()).scoreDocs
         return [self.hit_meta(sd.doc)[0] for sd in docs], [sd.score for sd in docs]
 
-    def stored_vectors(self, vector_dims: int | None) -> tuple[list[str], list[int], np.ndarray]:
-        """ids, Lucene doc numbers and embeddings, read from the stored field once per snapshot."""
-        if self._vectors is None:
-            sf = self.reader.storedFields()
-            ids, docids, rows = [], [], []
-            for i in self.live_docs():
-                d = sf.document(i)
-                ref = d.getBinaryValue("embedding")
-                if ref is None:
-                    continue
-                # a stored field read back is a BytesRef over its own array (offset 0);
-                # ByteArray.tostring() copies it at once, bytes(...) would go byte by byte
-                raw = ref.bytes.tostring()
-                if len(raw) != 4 * (vector_dims or 0):
-                    raw = raw[ref.offset : ref.offset + ref.length]
-                ids.append(d.get("id"))
-                docids.append(i)
-                rows.append(np.frombuffer(raw, dtype="<f4"))
-            dim = vector_dims or 0
-            mat = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
-            self._vectors = (ids, docids, mat)
-        return self._vectors
+    def stored_vectors(self, vector_dims: int | None) -> tuple[list[str], np.ndarray]:
+        """(ids, embeddings) of the documents that have one, read from the stored field and not kept
+        (the caller owns the matrix); the id -> doc number map is kept for `docids`."""
+        sf = self.reader.storedFields()
+        ids, docids, rows = [], [], []
+        for i in self.live_docs():
+            d = sf.document(i)
+            ref = d.getBinaryValue("embedding")
+            if ref is None:
+                continue
+            # a stored field read back is a BytesRef over its own array (offset 0);
+            # ByteArray.tostring() copies it at once, bytes(...) would go byte by byte
+            raw = ref.bytes.tostring()
+            if len(raw) != 4 * (vector_dims or 0):
+                raw = raw[ref.offset : ref.offset + ref.length]
+            ids.append(d.get("id"))
+            docids.append(i)
+            rows.append(raw)
+        self._docids = dict(zip(ids, docids))
+        return ids, embedding_matrix(rows, vector_dims or 0)
 
-    def exact_hits(self, vector: np.ndarray, k: int, dims: int | None, vector_dims: int | None,
-                   mask: np.ndarray | None = None) -> list[Hit]:
-        """Brute-force cosine of `vector` over the stored embeddings' first `dims` (default: all);
-        with a mask (a bool per stored embedding), over the rows it passes only."""
-        ids, docids, mat = self.stored_vectors(vector_dims)
-        if k <= 0 or len(ids) == 0:
-            return []
-        d = mat.shape[1] if dims is None else int(dims)
-        if not 1 <= d <= mat.shape[1]:
-            raise ValueError(f"dims={dims} must be in 1..{mat.shape[1]}")
-        q = query_vector(vector, d)
-        prefix = self._prefixes.get(d)
-        if prefix is None:
-            prefix = self._prefixes[d] = l2norm(mat[:, :d])
-        scores = prefix @ l2norm(q[:d])
-        if mask is not None:
-            scores = np.where(mask, scores, -np.inf)
-            k = min(k, int(mask.sum()))
-            if k == 0:
-                return []
-        top = np.arange(len(scores))
-        if k < len(scores):  # every candidate tied with the k-th, so rank() breaks ties by id
-            kth = np.partition(-scores, k - 1)[k - 1]
-            top = np.nonzero(-scores <= kth)[0]
-        return rank((self.hit(docids[r], float(scores[r])) for r in top), k)
+    def docids(self) -> dict[str, int]:
+        """id -> doc number of every live document with an embedding (read once per snapshot)."""
+        if self._docids is None:
+            sf = self.reader.storedFields()
+            docs = ((i, sf.document(i)) for i in self.live_docs())
+            self._docids = {d.get("id"): i for i, d in docs if d.getBinaryValue("embedding") is not None}
+        return self._docids

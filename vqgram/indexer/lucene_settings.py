@@ -30,6 +30,12 @@ class LuceneSettings:
             raise ValueError(f"hnsw_m={self.hnsw_m} must be in 2..512 (Lucene's bounds)")
         if not 1 <= self.hnsw_ef_construction <= 3200:
             raise ValueError(f"hnsw_ef_construction={self.hnsw_ef_construction} must be in 1..3200 (Lucene's bounds)")
+        if self.vector_dims is not None and self.dense_dims is not None and self.dense_dims > self.vector_dims:
+            raise ValueError(f"dense_dims={self.dense_dims} is wider than the {self.vector_dims}-d embeddings of "
+                             f"this model; choose --dense-dims {self.vector_dims} or less")
+        if self.vector_dims is not None and self.dense_dims is None and self.vector_dims > MAX_VECTOR_DIMS:
+            raise ValueError(f"a {self.vector_dims}-d embedding is over the {MAX_VECTOR_DIMS}-d HNSW limit; "
+                             f"choose --dense-dims {MAX_VECTOR_DIMS} or less")
 
     def indexed_dims(self) -> int | None:
         """Dimensions of the HNSW field (None until the embedding size is known)."""
@@ -52,7 +58,11 @@ def read_settings(path: Path) -> LuceneSettings:
         raise FileNotFoundError(
             f"{path} is not a vqgram Lucene index (no {SETTINGS_NAME}); make one with LuceneBackend.create"
         )
-    data = json.loads(f.read_text())
-    if data.get("format") != SETTINGS_FORMAT:
-        raise ValueError(f"{f}: settings format {data.get('format')!r}, this vqgram reads {SETTINGS_FORMAT}")
-    return LuceneSettings(**data)
+    try:
+        data = json.loads(f.read_text())
+        if data.get("format") != SETTINGS_FORMAT:
+            raise ValueError(f"settings format {data.get('format')!r}, this vqgram reads {SETTINGS_FORMAT}")
+        return LuceneSettings(**data)
+    except (OSError, ValueError, TypeError, AttributeError) as exc:  # unreadable, empty, truncated, foreign
+        raise ValueError(f"Lucene settings {f} are unreadable ({str(exc).splitlines()[0]}); restore the file "
+                         "or index the folder again into a new index folder") from None

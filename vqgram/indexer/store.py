@@ -96,6 +96,12 @@ def create_or_open(path: Path, tokenizer: Tokenizer, backend: str = "tantivy", *
         if handle.manifest.backend != backend:
             handle.close()
             raise ValueError(f"index {path} uses the {handle.manifest.backend} backend, not {backend}")
+        made = handle.backend.creation_options()
+        differ = [f"{k}={v} (index: {made.get(k)})" for k, v in backend_options.items() if made.get(k) != v]
+        if differ:
+            handle.close()
+            raise ValueError(f"index {path} was made with other settings: {', '.join(differ)}; leave them out to "
+                             "update it, or index into a new folder")
         return handle
     if path.exists() and any(path.iterdir()):
         raise ValueError(f"folder {path} is not empty and is not a vqgram index; choose a new index folder")

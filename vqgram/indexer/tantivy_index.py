@@ -56,9 +56,22 @@ def _has_field(schema: tantivy.Schema, name: str) -> bool:
 def _engine_error(path: Path, exc: Exception) -> Exception:
     """Tantivy's errors (ValueError with a Rust message) as one-line vqgram errors."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "LockBusy" in text or "lock" in text.lower():
+    if "LockBusy" in text:
         return IndexLocked(path)
     return IndexCorrupt(path, text)
+
+
+def _retrying(path: Path, open_files, attempts: int = 40):
+    """open_files(), again while a file it needs has just vanished: another process's commit replaced the
+    commit being opened and deleted its merged-away segments (Tantivy protects only its own process's
+    readers). The next try reads the new commit; a file still missing after that means a damaged index."""
+    for attempt in range(attempts):
+        try:
+            return open_files()
+        except ValueError as exc:
+            if "FileDoesNotExist" not in str(exc) or attempt == attempts - 1:
+                raise _engine_error(path, exc) from None
+            time.sleep(0.05)
 
 
 class TantivyBackend:
@@ -77,11 +90,7 @@ class TantivyBackend:
     def _snapshot(self) -> None:
         """One searcher (a point-in-time view) until our next commit; doc addresses are stable in it,
         so stored fields fetched once per document are cached by address."""
-        try:
-            self._index.reload()
-            self._searcher = self._index.searcher()
-        except ValueError as exc:
-            raise _engine_error(self.path, exc) from None
+        self._searcher = _retrying(self.path, lambda: (self._index.reload(), self._index.searcher())[1])
         self._docs: dict[tuple[int, int], Hit] = {}
         self._table: DocTable | None = None
 
@@ -94,19 +103,22 @@ class TantivyBackend:
 
     @classmethod
     def open(cls, path: Path) -> "TantivyBackend":
-        try:
-            index = tantivy.Index.open(str(path))
-        except ValueError as exc:
-            raise _engine_error(Path(path), exc) from None
-        return cls(path, index)
+        return cls(path, _retrying(Path(path), lambda: tantivy.Index.open(str(path))))
+
+    def creation_options(self) -> dict:
+        """Tantivy indexes take no options."""
+        return {}
 
     # --- writing -----------------------------------------------------------------------
 
     def begin_writing(self, wait: bool = False) -> None:
         """Take Tantivy's writer lock for the whole run (until `close`); see `Backend.begin_writing`."""
-        while self._writer is None:
+        if self._writer is not None:
+            return
+        while True:
             try:
                 self._writer = self._index.writer(heap_size=256_000_000, num_threads=1)
+                break
             except ValueError as exc:
                 error = _engine_error(self.path, exc)
                 if not (wait and isinstance(error, IndexLocked)):

@@ -142,10 +142,11 @@ class Searcher:
         return self.search_encoded(dict(words), index.full[rows[0]], k, options)
 
     def check_options(self, options: SearchOptions) -> None:
-        """ValueError when an embedding width in `options` is not one the index's model nests."""
+        """ValueError when an embedding width the mode will use is not one the index's model nests."""
         sizes = embedding_sizes(self.handle.manifest.tokenizer.model)
-        asked = ([("dims", options.dims)] if options.dims is not None else []) + \
-            [("funnel stage dims", st.dim) for st in options.stages]
+        asked = [("dims", options.dims)] if options.dims is not None and options.mode in OPTION_MODES["dims"] else []
+        if options.mode == "funnel":
+            asked += [("funnel stage dims", st.dim) for st in options.stages]
         for name, d in asked:
             if d not in sizes:
                 raise ValueError(f"{name}={d} is not an embedding width of this index's model; "
