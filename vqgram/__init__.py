@@ -12,11 +12,11 @@ from .indexer.backend import Hit, ImageDoc, IndexCorrupt, IndexLocked  # noqa: E
 from .indexer.health import IndexCheck, check_index  # noqa: E402
 from .indexer.pipeline import IndexReport, index_folder  # noqa: E402
 from .indexer.store import open_index  # noqa: E402
-from .searcher.searcher import Searcher  # noqa: E402
+from .searcher.searcher import SearchOptions, Searcher  # noqa: E402
 from .tokenizer.encoder import Tokenizer  # noqa: E402
 
 __all__ = [
     "Hit", "ImageDoc", "IndexCheck", "IndexCorrupt", "IndexLocked", "IndexManifest", "IndexReport", "KGramConfig",
-    "MatryoshkaConfig", "ModelConfig", "Searcher", "Tokenizer", "TokenizerConfig", "VQConfig", "__version__",
-    "check_index", "index_folder", "open_index",
+    "MatryoshkaConfig", "ModelConfig", "SearchOptions", "Searcher", "Tokenizer", "TokenizerConfig", "VQConfig",
+    "__version__", "check_index", "index_folder", "open_index",
 ]

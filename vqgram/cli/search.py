@@ -42,13 +42,16 @@ def parse_stages(value: str):
               help="Funnel: DIMS:SHORTLIST stages, then rerank at full width.")
 @click.option("--prf-depth", type=click.IntRange(0), default=0,
               help="Dense, hybrid, funnel: average the query embedding with its N nearest first (0: off).")
+@click.option("--filter", "filter_", default=None,
+              help="Only documents passing it, e.g. 'label:cats AND width:[1000 TO *]' (fields: label, id, "
+                   "path (a prefix), folder, width, height, size, mtime; see README).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.option("--print-query", type=click.Choice(["opensearch", "elasticsearch"]), default=None,
               help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
 @click.pass_context
 @friendly
 def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, fusion, weights, depth,
-           stages, prf_depth, as_json, print_query):
+           stages, prf_depth, filter_, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from ..searcher.searcher import OPTION_MODES, SearchOptions, Searcher, unused_options
 
@@ -56,7 +59,7 @@ def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dim
         raise click.UsageError("give exactly one of --image or --query")
     options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
                             exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages,
-                            prf_depth=prf_depth)
+                            prf_depth=prf_depth, filter=filter_)
     with Searcher(index) as searcher:
         if query:
             image_only = given(ctx, ("mode", *OPTION_MODES))
@@ -71,7 +74,7 @@ def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dim
         if print_query:
             click.echo(json.dumps(_cluster_query(searcher, print_query, image, k, options), indent=2))
             return
-        hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k)
+        hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k, filter_)
     if as_json:
         click.echo(json.dumps({"hits": [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]}, indent=2))
         return

@@ -70,6 +70,43 @@ class Ranking:
         return len(self.ids)
 
 
+@dataclass(frozen=True)
+class DocTable:
+    """Every committed document's metadata as columns, sorted by id: filtered exact scans
+    (`filters.mask`) and id lookups (a page's thumbnails) without a query per document."""
+
+    ids: np.ndarray  # str, sorted
+    paths: np.ndarray  # str
+    labels: np.ndarray  # str
+    width: np.ndarray  # int64
+    height: np.ndarray  # int64
+    size: np.ndarray  # int64
+    mtime: np.ndarray  # float64
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[str, str, str, int, int, int, float]]) -> "DocTable":
+        """From (id, path, label, width, height, size, mtime) rows in any order."""
+        cols = list(zip(*sorted(rows))) or [()] * 7
+        text = [np.asarray(c, dtype=str) if c else np.zeros(0, dtype=str) for c in cols[:3]]
+        return cls(*text, *(np.asarray(c, np.int64) for c in cols[3:6]), np.asarray(cols[6], np.float64))
+
+    def column(self, field: str) -> np.ndarray:
+        return {"id": self.ids, "path": self.paths, "label": self.labels, "width": self.width,
+                "height": self.height, "size": self.size, "mtime": self.mtime}[field]
+
+    def row(self, doc_id: str) -> int | None:
+        """The row of a document id, or None when the index does not hold it."""
+        i = int(np.searchsorted(self.ids, doc_id))
+        return i if i < len(self.ids) and self.ids[i] == doc_id else None
+
+    def hit(self, row: int, score: float = 0.0) -> Hit:
+        return Hit(str(self.ids[row]), score, str(self.paths[row]), str(self.labels[row]), int(self.width[row]),
+                   int(self.height[row]))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 def rank(hits: Iterable[Hit], k: int) -> list[Hit]:
     """Order by descending score, then id, so equal scores rank the same everywhere."""
     return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
@@ -159,22 +196,32 @@ class Backend(Protocol):
         """The embedding prefix `search_vector` answers by approximate (HNSW) search; None when the
         engine has no vector search (then the searcher scans `vectors()` exactly)."""
 
+    def documents(self) -> DocTable:
+        """The metadata of every committed document (read once per commit)."""
+
+    def stored_words(self, doc_id: str) -> str:
+        """The words text a document was indexed with (to search by an indexed image); KeyError for an
+        unknown id, ValueError for an index made before words were stored."""
+
+    # `where` (a filters.Filter, or None) restricts a search inside the engine: a filter clause beside
+    # the scored query, or the kNN query's filter. (Exact scans mask the matrix: see Searcher.)
+
     def search_words(self, weights: dict[str, float], k: int, similarity: str = "bm25",
-                     k1: float = 1.2, b: float = 0.75) -> list[Hit]:
+                     k1: float = 1.2, b: float = 0.75, where=None) -> list[Hit]:
         """A disjunction of term queries over `words`, boosted by weight, ranked by `similarity`
         ("bm25", "tfidf" or "jaccard"); ValueError for a similarity the engine lacks."""
 
     def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = 1.2,
-                   b: float = 0.75) -> Ranking:
+                   b: float = 0.75, where=None) -> Ranking:
         """Every document `search_words` would return, ranked: the full run, for evaluation and deep fusion."""
 
-    def search_vector(self, vector: np.ndarray, k: int, ef: int | None = None) -> list[Hit]:
+    def search_vector(self, vector: np.ndarray, k: int, ef: int | None = None, where=None) -> list[Hit]:
         """Approximate nearest embeddings by cosine on the `ann_dims()` prefix (engines with HNSW only)."""
 
     def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
         """Hits for documents named by id, carrying the given scores, in (-score, id) order."""
 
-    def search_text(self, query: str, k: int) -> list[Hit]:
+    def search_text(self, query: str, k: int, where=None) -> list[Hit]:
         """The engine's own query syntax over `words` and the metadata fields."""
 
     def close(self) -> None:

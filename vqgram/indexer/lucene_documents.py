@@ -51,7 +51,7 @@ class DocumentMaker:
         self._dot_product = jvm.JVectorSimilarityFunction.DOT_PRODUCT
         self._words_type = jvm.JFieldType()
         self._words_type.setTokenized(True)
-        self._words_type.setStored(False)
+        self._words_type.setStored(True)  # an indexed image can be a query ("similar")
         self._words_type.setIndexOptions(jvm.JIndexOptions.DOCS_AND_FREQS)
         self._words_type.freeze()
 

@@ -29,8 +29,10 @@ from typing import Any, ClassVar, Iterable, Sequence
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import (DocMeta, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, rank,
+from vqgram.indexer.backend import (DocMeta, DocTable, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, rank,
                                     take_writer_lock)
+from vqgram.indexer.filters import Filter
+from vqgram.indexer.lucene_filter import filter_query, restrict
 from vqgram.indexer.lucene_documents import DocumentMaker, checked_vector, l2norm
 from vqgram.indexer.lucene_queries import TextQueryParser, words_query, words_query_for
 from vqgram.indexer.lucene_reader import BM25_B, BM25_K1, SIMILARITIES, LuceneSnapshot, query_vector
@@ -266,6 +268,7 @@ class LuceneBackend:
         similarity: str = "bm25",
         k1: float = BM25_K1,
         b: float = BM25_B,
+        where: Filter | None = None,
     ) -> list[Hit]:
         """Rank documents against weighted words.
 
@@ -279,18 +282,18 @@ class LuceneBackend:
         searcher = snap.searcher(similarity, k1, b)
         if not weights or k <= 0:
             return []
-        return snap.hits(searcher, words_query_for(weights, similarity), k)
+        return snap.hits(searcher, restrict(words_query_for(weights, similarity), where), k)
 
     def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = BM25_K1,
-                   b: float = BM25_B) -> Ranking:
+                   b: float = BM25_B, where: Filter | None = None) -> Ranking:
         """Every document `search_words` would return, ranked by (-score, id)."""
         snap = self._snapshot
         searcher = snap.searcher(similarity, k1, b)
         if not weights or snap.count() == 0:
             return Ranking.of([], [])
         if similarity == "jaccard":
-            return Ranking.of(*snap.full_jaccard(words_query(weights, boosted=False), len(weights)))
-        return Ranking.of(*snap.full_ranking(searcher, words_query(weights)))
+            return Ranking.of(*snap.full_jaccard(restrict(words_query(weights, boosted=False), where), len(weights)))
+        return Ranking.of(*snap.full_ranking(searcher, restrict(words_query(weights), where)))
 
     def text_query(self, query: str) -> Any:
         """Parse Lucene query syntax (StandardQueryParser): `words` is the default field;
@@ -298,10 +301,22 @@ class LuceneBackend:
         Raises ValueError naming the query when it does not parse."""
         return self._text_parser.parse(query)
 
-    def search_text(self, query: str, k: int) -> list[Hit]:
+    def search_text(self, query: str, k: int, where: Filter | None = None) -> list[Hit]:
         """The engine's own query syntax over `words` and the metadata fields (BM25 defaults)."""
         snap = self._snapshot
-        return snap.hits(snap.searcher("bm25"), self.text_query(query), k)
+        return snap.hits(snap.searcher("bm25"), restrict(self.text_query(query), where), k)
+
+    def documents(self) -> DocTable:
+        """The metadata of every committed document."""
+        return self._snapshot.documents()
+
+    def stored_words(self, doc_id: str) -> str:
+        """The words text `doc_id` was indexed with; KeyError for an unknown id."""
+        words = self._snapshot.stored_words(doc_id)
+        if words is None:
+            raise ValueError(f"index {self.path} does not store its words (made by an older vqgram); "
+                             "re-index it into a new folder to search by an indexed image")
+        return words
 
     # ---- dense ------------------------------------------------------------
 
@@ -309,12 +324,14 @@ class LuceneBackend:
         """The prefix the HNSW field holds (None while the index has no vectors)."""
         return self.settings.indexed_dims() if self.settings.vector_dims is not None else None
 
-    def search_vector(self, vector: np.ndarray, k: int, ef: int | None = None) -> list[Hit]:
+    def search_vector(self, vector: np.ndarray, k: int, ef: int | None = None,
+                      where: Filter | None = None) -> list[Hit]:
         """Approximate nearest neighbours by cosine on the HNSW field's prefix (`ann_dims()`).
 
         ef: candidates the graph search keeps (efSearch; we ask Lucene for
         max(k, ef) neighbours and keep k); None: max(k, 100), Anserini's
         default. Exact scans of any prefix are the searcher's (over `vectors()`).
+        where: the kNN query's filter (HNSW visits only passing documents).
         Raises ValueError when the index has no vectors.
         """
         d = self._dense_dims_or_raise()
@@ -322,7 +339,8 @@ class LuceneBackend:
             return []
         q = l2norm(query_vector(vector, d)[:d])
         n = max(int(k), DEFAULT_EF if ef is None else int(ef))
-        query = jvm.JKnnFloatVectorQuery("vector", q.tolist(), n)
+        query = (jvm.JKnnFloatVectorQuery("vector", q.tolist(), n) if where is None else
+                 jvm.JKnnFloatVectorQuery("vector", q.tolist(), n, filter_query(where)))
         snap = self._snapshot
         # Lucene's DOT_PRODUCT score is (1 + dot) / 2; report the cosine.
         return snap.hits(snap.searcher(), query, k, transform=lambda s: 2.0 * s - 1.0)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, Hit, embedding_matrix, rank
+from vqgram.indexer.backend import DocMeta, DocTable, Hit, embedding_matrix, rank
 
 SIMILARITIES = ("bm25", "tfidf", "jaccard")
 # Lucene's BM25 defaults, which are also Tantivy's: comparisons between the two
@@ -42,6 +42,7 @@ class LuceneSnapshot:
         self._meta: dict[int, tuple[str, str, str, int, int]] = {}
         self._doc_ids: np.ndarray | None = None  # doc number -> id
         self._docids: dict[str, int] | None = None  # id -> doc number of documents with an embedding
+        self._table: DocTable | None = None
 
     @classmethod
     def open(cls, directory: Any) -> "LuceneSnapshot":
@@ -77,6 +78,26 @@ class LuceneSnapshot:
             path = d.get("path")
             out[path] = DocMeta(id=d.get("id"), path=path, mtime=float(d.get("mtime")), size=int(d.get("size")))
         return out
+
+    def documents(self) -> DocTable:
+        """Every live document's metadata as columns, read once per snapshot."""
+        if self._table is None:
+            sf = self.reader.storedFields()
+            rows = []
+            for i in self.live_docs():
+                d = sf.document(i)
+                rows.append((d.get("id"), d.get("path"), d.get("label"), int(d.get("width")), int(d.get("height")),
+                             int(d.get("size")), float(d.get("mtime"))))
+            self._table = DocTable.of(rows)
+        return self._table
+
+    def stored_words(self, doc_id: str) -> str | None:
+        """The stored words text of document `doc_id` (None in an index made before words were stored);
+        KeyError for an unknown id."""
+        docs = self.searcher().search(jvm.JTermQuery(jvm.JTerm("id", doc_id)), 1).scoreDocs
+        if len(docs) == 0:
+            raise KeyError(doc_id)
+        return self.reader.storedFields().document(docs[0].doc).get("words")
 
     def searcher(self, similarity: str = "bm25", k1: float = BM25_K1, b: float = BM25_B) -> Any:
         """An IndexSearcher ranking by `similarity` (cached per setting); ValueError for an unknown one."""

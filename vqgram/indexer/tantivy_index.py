@@ -10,8 +10,9 @@ One writer per run: the writer (and Tantivy's lock file) is taken once by
 never slip in between two commits of a run. Readers never take the lock.
 
 `words` is indexed with the whitespace tokenizer and term frequencies (no
-positions); metadata fields are raw strings and integers, so
-`label:n01440764` and `width:[500 TO *]` work in the query syntax.
+positions) and stored, so an indexed image can be a query; metadata fields
+are raw strings and integers, so `label:n01440764` and `width:[500 TO *]`
+work in the query syntax, and filters (filters.py) join queries as clauses.
 """
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from typing import ClassVar, Iterable, Sequence
 import numpy as np
 import tantivy
 
-from .backend import (DocMeta, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, embedding_bytes, embedding_matrix,
-                      rank, take_writer_lock)
+from .backend import (DocMeta, DocTable, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, embedding_bytes,
+                      embedding_matrix, rank, take_writer_lock)
+from .filters import Filter
+from .tantivy_filter import restrict
 
 TEXT_FIELDS = ("id", "path", "label")
 INT_FIELDS = ("width", "height", "size")
@@ -37,7 +40,7 @@ def _schema() -> tantivy.Schema:
     for name in INT_FIELDS:
         b.add_integer_field(name, stored=True, indexed=True, fast=True)
     b.add_float_field("mtime", stored=True, indexed=True)
-    b.add_text_field("words", stored=False, tokenizer_name="whitespace", index_option="freq")
+    b.add_text_field("words", stored=True, tokenizer_name="whitespace", index_option="freq")
     b.add_bytes_field("embedding", stored=True)
     return b.build()
 
@@ -89,6 +92,7 @@ class TantivyBackend:
         so stored fields fetched once per document are cached by address."""
         self._searcher = _retrying(self.path, lambda: (self._index.reload(), self._index.searcher())[1])
         self._docs: dict[tuple[int, int], Hit] = {}
+        self._table: DocTable | None = None
 
     @classmethod
     def create(cls, path: Path, embedding_dim: int | None = None) -> "TantivyBackend":
@@ -196,13 +200,29 @@ class TantivyBackend:
             metas[meta.path] = meta
         return metas
 
+    def documents(self) -> DocTable:
+        if self._table is None:
+            fields = ("id", "path", "label", "width", "height", "size", "mtime")
+            self._table = DocTable.of(tuple(d.get_first(f) for f in fields) for d in self._all_docs())
+        return self._table
+
+    def stored_words(self, doc_id: str) -> str:
+        found = self._searcher.search(tantivy.Query.term_query(self._schema, "id", doc_id), limit=1, count=False)
+        if not found.hits:
+            raise KeyError(doc_id)
+        words = self._searcher.doc(found.hits[0][1]).get_first("words")
+        if words is None:
+            raise ValueError(f"index {self.path} does not store its words (made by an older vqgram); "
+                             "re-index it into a new folder to search by an indexed image")
+        return words
+
     def search_words(self, weights: dict[str, float], k: int, similarity: str = "bm25",
-                     k1: float = 1.2, b: float = 0.75) -> list[Hit]:
-        return self._run(self._words_query(weights, similarity, k1, b), k)
+                     k1: float = 1.2, b: float = 0.75, where: Filter | None = None) -> list[Hit]:
+        return self._run(restrict(self._words_query(weights, similarity, k1, b), where, self._schema), k)
 
     def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = 1.2,
-                   b: float = 0.75) -> Ranking:
-        query = self._words_query(weights, similarity, k1, b)
+                   b: float = 0.75, where: Filter | None = None) -> Ranking:
+        query = restrict(self._words_query(weights, similarity, k1, b), where, self._schema)
         result = self._searcher.search(query, limit=max(self.count(), 1), count=False)
         return Ranking.of([self._hit(addr).id for _s, addr in result.hits], [s for s, _a in result.hits])
 
@@ -217,15 +237,17 @@ class TantivyBackend:
             for w, x in weights.items()
         ])
 
-    def search_text(self, query: str, k: int) -> list[Hit]:
+    def search_text(self, query: str, k: int, where: Filter | None = None) -> list[Hit]:
         try:
             parsed = self._index.parse_query(query, default_field_names=["words"])
         except ValueError as exc:
             raise ValueError(f"cannot parse query {query!r}: {str(exc).splitlines()[0]}") from None
-        return self._run(parsed, k)
+        return self._run(restrict(parsed, where, self._schema), k)
 
     def lookup(self, ids: list[str], scores: list[float]) -> list[Hit]:
         """Hits for documents named by id, with the given scores, in (-score, id) order."""
+        if not ids:
+            return []  # (Tantivy panics on a search with limit 0)
         result = self._searcher.search(tantivy.Query.term_set_query(self._schema, "id", ids), limit=len(ids),
                                        count=False)
         found = {h.id: h for h in (self._hit(addr) for _s, addr in result.hits)}

@@ -117,18 +117,25 @@ class FunnelIndex:
         return torch.from_numpy(self.prefixes[d])
 
     def search_exact(
-        self, queries: np.ndarray, k: int, dim: int | None = None, batch_size: int = 64
+        self, queries: np.ndarray, k: int, dim: int | None = None, batch_size: int = 64,
+        mask: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Brute-force cosine on the first `dim` dimensions (all when None): (ids, scores), (Q, k)."""
+        """Brute-force cosine on the first `dim` dimensions (all when None): (ids, scores), (Q, k).
+
+        mask: a bool per row; only rows where it is True are scored (a filtered scan), and k
+        shrinks to their number."""
         dim = self.dim if dim is None else dim
-        k = min(k, self.n)
+        k = min(k, self.n if mask is None else int(mask.sum()))
         db = self._prefix(dim)
         q_all = prefix_normalize(queries, dim)
+        blocked = None if mask is None else torch.from_numpy(~np.asarray(mask, dtype=bool))
         ids, scores = [], []
         with torch.inference_mode():
             for s in range(0, q_all.shape[0], batch_size):
                 q = torch.from_numpy(q_all[s : s + batch_size])
                 sc = q @ db.T
+                if blocked is not None:
+                    sc[:, blocked] = -torch.inf
                 top = _topk_exact(sc, k)
                 i, v = _order(torch.gather(sc, 1, top), top, k)
                 ids.append(i)
@@ -142,24 +149,28 @@ class FunnelIndex:
         stages: Sequence[FunnelStage] = (FunnelStage(16, 200),),
         rerank_dim: int | None = None,
         batch_size: int = 64,
+        mask: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Shortlist with stages[0] over all N, narrow with the later stages, rerank at rerank_dim.
 
         Stage dims must increase and shortlists must not grow; the last
         shortlist must hold at least k. Returns (ids, scores), (Q, k), scores
-        being cosines at rerank_dim (full width when None).
+        being cosines at rerank_dim (full width when None). mask: only rows
+        where it is True are candidates (a filtered first stage).
         """
         rerank_dim = self.dim if rerank_dim is None else rerank_dim
         stages = list(stages)
         if not stages:
-            return self.search_exact(queries, k, dim=rerank_dim, batch_size=batch_size)
+            return self.search_exact(queries, k, dim=rerank_dim, batch_size=batch_size, mask=mask)
         dims = [st.dim for st in stages] + [rerank_dim]
         if any(a >= b for a, b in zip(dims, dims[1:])):
             raise ValueError(f"funnel dims {dims} must strictly increase up to rerank_dim={rerank_dim}")
         sizes = [st.shortlist for st in stages]
         if any(a < b for a, b in zip(sizes, sizes[1:])) or sizes[-1] < k:
             raise ValueError(f"funnel shortlists {sizes} must not grow and the last must be >= k={k}")
-        k = min(k, self.n)
+        allowed = None if mask is None else torch.from_numpy(np.flatnonzero(mask))
+        n = self.n if allowed is None else len(allowed)
+        k = min(k, n)
         qs = {d: torch.from_numpy(prefix_normalize(queries, d)) for d in dims}
         mats = {d: self._prefix(d) for d in dims}
         ids, scores = [], []
@@ -168,10 +179,13 @@ class FunnelIndex:
                 first = stages[0]
                 q = qs[first.dim][s : s + batch_size]
                 sc = q @ mats[first.dim].T
-                if first.shortlist < self.n:
-                    cand = torch.topk(sc, first.shortlist, dim=1, sorted=False).indices
+                rows = torch.arange(self.n) if allowed is None else allowed
+                if allowed is not None:
+                    sc = sc[:, allowed]
+                if first.shortlist < n:
+                    cand = rows[torch.topk(sc, first.shortlist, dim=1, sorted=False).indices]
                 else:
-                    cand = torch.arange(self.n).expand(q.shape[0], self.n)
+                    cand = rows.expand(q.shape[0], n)
                 for st in stages[1:]:
                     qd = qs[st.dim][s : s + batch_size]
                     sub = _gathered_scores(mats[st.dim], cand, qd)

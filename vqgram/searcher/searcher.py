@@ -6,12 +6,14 @@ index expects.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..indexer.backend import Hit, Ranking
+from ..indexer.filters import Filter, parse_filter, rows_passing
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.model import embedding_sizes
@@ -42,12 +44,20 @@ class SearchOptions:
     depth: int = 100  # hybrid: hits taken from each run before fusing
     stages: tuple[FunnelStage, ...] = field(default_factory=lambda: (FunnelStage(16, 200),))  # funnel
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
+    filter: str | None = None  # every mode: only documents passing it (indexer/filters.py), e.g. 'label:cats'
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
         if self.prf_depth < 0:
             raise ValueError(f"prf_depth={self.prf_depth} must be 0 (off) or a number of neighbours")
+        if self.filter:
+            parse_filter(self.filter)  # a bad filter fails here, in one line, before any search
+
+    @property
+    def where(self) -> Filter | None:
+        """The parsed filter (parsing is cached), or None."""
+        return parse_filter(self.filter) if self.filter else None
 
 
 # The modes that read each option (given to another mode, it would be silently ignored), and the
@@ -90,6 +100,7 @@ class Searcher:
         self.handle = open_index(Path(index))
         self._tokenizer = tokenizer
         self._vectors: tuple[np.ndarray, FunnelIndex] | None = None  # (ids, index), read on first use
+        self._masks: dict[str, np.ndarray] = {}  # filter text -> rows of _vectors passing it
         if tokenizer is not None:
             check_tokenizer(self.handle.manifest, tokenizer, self.handle.path)
 
@@ -113,6 +124,23 @@ class Searcher:
         except OSError as exc:
             raise ValueError(f"cannot read query image {path}: {exc}") from None
         return self.tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
+
+    def load(self) -> None:
+        """Read the model, the embeddings and the metadata now (a server's start), not on the first query."""
+        _ = self.tokenizer  # a property that loads the model
+        self._vector_index()
+        self.handle.backend.documents()
+
+    def similar(self, doc_id: str, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
+        """More like an indexed image: its stored words and embedding as the query (no model run).
+        KeyError for an id the index does not hold."""
+        doc_id = str(doc_id)
+        words = Counter(self.handle.backend.stored_words(doc_id).split())
+        ids, index = self._vector_index()
+        rows = np.flatnonzero(ids == doc_id)
+        if len(rows) == 0:
+            raise KeyError(doc_id)
+        return self.search_encoded(dict(words), index.full[rows[0]], k, options)
 
     def check_options(self, options: SearchOptions) -> None:
         """ValueError when an embedding width the mode will use is not one the index's model nests."""
@@ -156,29 +184,33 @@ class Searcher:
             return self._rank_words(words, options)
         vector = self._feedback(vector, options)
         if mode == "dense":
-            return self._rank_dense(vector, options.dims)
+            return self._rank_dense(vector, options.dims, options)
         if mode == "hybrid":
-            runs = [self._rank_words(words, options), self._rank_dense(vector, options.dims)]
+            runs = [self._rank_words(words, options), self._rank_dense(vector, options.dims, options)]
             return fuse_rankings(runs, options.fusion, options.weights)
         ids, index = self._vector_index()
         last = min(options.stages[-1].shortlist, len(ids))
-        top, scores = index.search_funnel(self._query(vector), last, self._stages(options, len(ids)))
+        top, scores = index.search_funnel(self._query(vector), last, self._stages(options, len(ids)),
+                                          mask=self._mask(options))
         head = ids[top[0]]
-        tail = self._rank_dense(vector, options.stages[0].dim)
+        tail = self._rank_dense(vector, options.stages[0].dim, options)
         rest = ~np.isin(tail.ids, head)
         return Ranking(np.concatenate([head, tail.ids[rest]]), np.concatenate([scores[0], tail.scores[rest]]))
 
     def search_words(self, counts: dict[str, int], k: int = 10, max_terms: int | None = None) -> list[Hit]:
         return self.search_encoded(counts, None, k, SearchOptions(max_terms=max_terms))
 
-    def search_text(self, query: str, k: int = 10) -> list[Hit]:
-        return self.handle.backend.search_text(query, k)
+    def search_text(self, query: str, k: int = 10, filter: str | None = None) -> list[Hit]:
+        """The engine's query syntax; `filter` as in SearchOptions."""
+        return self.handle.backend.search_text(query, k, where=parse_filter(filter) if filter else None)
 
     def _words(self, counts, k, o: SearchOptions) -> list[Hit]:
-        return self.handle.backend.search_words(self.query_weights(counts, o), k, _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.search_words(self.query_weights(counts, o), k, _similarity(o), k1=o.k1, b=o.b,
+                                                where=o.where)
 
     def _rank_words(self, counts, o: SearchOptions) -> Ranking:
-        return self.handle.backend.rank_words(self.query_weights(counts, o), _similarity(o), k1=o.k1, b=o.b)
+        return self.handle.backend.rank_words(self.query_weights(counts, o), _similarity(o), k1=o.k1, b=o.b,
+                                              where=o.where)
 
     def query_weights(self, counts: dict[str, int], o: SearchOptions) -> dict[str, float]:
         """The weighted query words a words search sends (after --max-terms and --prune)."""
@@ -188,25 +220,39 @@ class Searcher:
         backend = self.handle.backend
         return prune_by_idf(weights, backend.doc_freqs(weights), backend.count(), o.prune_terms)
 
+    def _mask(self, o: SearchOptions) -> np.ndarray | None:
+        """Which rows of the embedding matrix pass the filter (None: no filter); a filtered scan's mask."""
+        if o.where is None:
+            return None
+        ids, _index = self._vector_index()
+        mask = self._masks.get(o.filter)
+        if mask is None:
+            mask = rows_passing(o.where, self.handle.backend.documents(), ids)
+            if len(self._masks) >= 64:
+                self._masks.clear()
+            self._masks[o.filter] = mask
+        return mask
+
     def _dense(self, vector, k, o: SearchOptions) -> list[Hit]:
         """The engine's HNSW when it has one for this prefix (and no exact scan is asked), else our exact scan."""
         backend = self.handle.backend
         ann = backend.ann_dims()
         if ann is not None and not o.exact and o.dims in (None, ann):
-            return backend.search_vector(vector, k, ef=o.ef)
+            return backend.search_vector(vector, k, ef=o.ef, where=o.where)
         ids, index = self._vector_index()
-        top, scores = index.search_exact(self._query(vector), min(k, len(ids)), dim=o.dims)
+        top, scores = index.search_exact(self._query(vector), min(k, len(ids)), dim=o.dims, mask=self._mask(o))
         return backend.lookup(ids[top[0]].tolist(), scores[0].tolist())
 
-    def _rank_dense(self, vector, dims: int | None) -> Ranking:
+    def _rank_dense(self, vector, dims: int | None, o: SearchOptions) -> Ranking:
         ids, index = self._vector_index()
-        top, scores = index.search_exact(self._query(vector), len(ids), dim=dims)
+        top, scores = index.search_exact(self._query(vector), len(ids), dim=dims, mask=self._mask(o))
         return Ranking.of(ids[top[0]], scores[0])
 
     def _funnel_search(self, vector, k, o: SearchOptions) -> list[Hit]:
         """Matryoshka adaptive retrieval over the index's full embeddings (both backends)."""
         ids, index = self._vector_index()
-        top, scores = index.search_funnel(self._query(vector), min(k, len(ids)), self._stages(o, len(ids)))
+        top, scores = index.search_funnel(self._query(vector), min(k, len(ids)), self._stages(o, len(ids)),
+                                          mask=self._mask(o))
         return self.handle.backend.lookup(ids[top[0]].tolist(), scores[0].tolist())
 
     def _feedback(self, vector, o: SearchOptions) -> np.ndarray:
@@ -218,7 +264,7 @@ class Searcher:
             return vector
         _ids, index = self._vector_index()
         q = prefix_normalize(self._query(vector))
-        top, _scores = index.search_exact(q, o.prf_depth)
+        top, _scores = index.search_exact(q, o.prf_depth, mask=self._mask(o))
         expanded = q[0] + index.full[top[0]].sum(0)
         return expanded / max(float(np.linalg.norm(expanded)), 1e-12)
 

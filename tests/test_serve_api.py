@@ -1,0 +1,154 @@
+"""The serve API through Starlette's test client, on real indexes of examples/photos (both engines).
+
+Expected hits come from the Python API (Searcher) on the same index, so the
+API is checked to add nothing and lose nothing on the way to JSON.
+"""
+from __future__ import annotations
+
+import io
+
+import pytest
+from conftest import BACKENDS
+from PIL import Image
+
+from vqgram import Searcher
+from vqgram.searcher.searcher import SearchOptions
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+from starlette.testclient import TestClient  # noqa: E402
+
+from vqgram.serve import Limits, SearchService, create_app  # noqa: E402
+from vqgram.serve.thumbnails import ThumbnailCache  # noqa: E402
+
+TRAVERSALS = ["/thumb/%2e%2e/%2e%2e/etc/passwd", "/thumb/..%2F..%2Fetc%2Fpasswd",
+              "/thumb/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/thumb/..%252F..%252Fetc%252Fpasswd", "/thumb/....//....//etc/passwd", "/thumb/%2Fetc%2Fpasswd",
+              "/thumb/..\\..\\etc\\passwd", "/api/similar/..%2F..%2Fetc%2Fpasswd"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(request, photo_index, tmp_path_factory):
+    """(client, searcher on the same index, thumbnail folder)."""
+    index = photo_index(request.param)
+    thumbs = tmp_path_factory.mktemp("thumbs")
+    service = SearchService(index, Limits(upload_bytes=400_000, upload_pixels=4_000_000))
+    searcher = Searcher(index, tokenizer=service.tokenizer)
+    with TestClient(create_app(service, ThumbnailCache(thumbs))) as client:
+        yield client, searcher, thumbs
+    searcher.close()
+
+
+def upload(client, path, **fields):
+    with open(path, "rb") as f:
+        return client.post("/api/search", files={"image": (path.name, f, "image/jpeg")},
+                           data={k: str(v) for k, v in fields.items()})
+
+
+def as_hits(response):
+    assert response.status_code == 200, response.text
+    return [(h["id"], pytest.approx(h["score"], rel=1e-5)) for h in response.json()["hits"]]
+
+
+def test_info(served):
+    client, searcher, _ = served
+    info = client.get("/api/info").json()
+    assert info["documents"] == 36 and info["backend"] == searcher.handle.manifest.backend
+    assert {"bm25", "dense", "hybrid", "funnel"} <= set(info["modes"])
+    assert info["dims"][-1] == 1024
+
+
+def test_image_search_in_every_mode_matches_the_python_api(served, queries):
+    client, searcher, _ = served
+    for mode in client.get("/api/info").json()["modes"]:
+        response = upload(client, queries / "tench.jpg", mode=mode, k=5)
+        expected = searcher.search_image(queries / "tench.jpg", 5, SearchOptions(mode=mode))
+        assert as_hits(response) == [(h.id, h.score) for h in expected], mode
+        body = response.json()
+        assert set(body["hits"][0]) == {"rank", "score", "id", "path", "label", "width", "height"}
+        assert [h["rank"] for h in body["hits"]] == [1, 2, 3, 4, 5]
+        assert body["took_ms"] >= body["encode_ms"] > 0
+    assert response.json()["hits"][0]["label"] == "tench"
+
+
+def test_text_search_and_its_errors(served):
+    client, searcher, _ = served
+    hits = client.get("/api/search", params={"q": "label:church", "k": 10}).json()["hits"]
+    assert len(hits) == 6 and {h["label"] for h in hits} == {"church"}
+    filtered = client.get("/api/search", params={"q": "label:church OR label:tench", "k": 20, "filter": "label:tench"})
+    assert {h["label"] for h in filtered.json()["hits"]} == {"tench"} and len(filtered.json()["hits"]) == 6
+    for params, needle in [({"q": ""}, "query is empty"), ({"q": "label:church", "k": "0"}, "k=0"),
+                           ({"q": "label:church", "k": "ten"}, "not a whole number"),
+                           ({"q": "label:church", "filter": "width:[x TO *]"}, "bad filter"),
+                           ({"q": "(label:church"}, "query")]:
+        r = client.get("/api/search", params=params)
+        assert r.status_code == 400 and needle in r.json()["error"] and "\n" not in r.json()["error"], params
+
+
+def test_similar_uses_the_indexed_image(served):
+    client, searcher, _ = served
+    table = searcher.handle.backend.documents()
+    doc = str(table.ids[list(table.labels).index("parachute")])
+    for mode in ("bm25", "dense", "hybrid"):
+        r = client.get(f"/api/similar/{doc}", params={"mode": mode, "k": 4})
+        assert as_hits(r) == [(h.id, h.score) for h in searcher.similar(doc, 4, SearchOptions(mode=mode))]
+    dense = client.get(f"/api/similar/{doc}", params={"mode": "dense", "k": 1}).json()["hits"][0]
+    assert dense["id"] == doc and dense["score"] == pytest.approx(1.0, abs=1e-5)  # itself, at cosine 1
+    r = client.get(f"/api/similar/{doc}", params={"mode": "dense", "filter": "NOT label:parachute"})
+    assert r.status_code == 200 and "parachute" not in {h["label"] for h in r.json()["hits"]}
+    assert client.get("/api/similar/0123456789abcdef0123").status_code == 404
+
+
+def test_filters_apply_in_every_mode(served, queries):
+    client, _, _ = served
+    for mode in client.get("/api/info").json()["modes"]:
+        r = upload(client, queries / "tench.jpg", mode=mode, k=10, filter="label:church OR label:golf_ball")
+        assert r.status_code == 200, r.text
+        labels = [h["label"] for h in r.json()["hits"]]
+        assert len(labels) == 10 and set(labels) <= {"church", "golf_ball"}, mode
+    r = upload(client, queries / "tench.jpg", mode="dense", dims=64, filter="label:tench", k=3)
+    assert {h["label"] for h in r.json()["hits"]} == {"tench"}
+    r = upload(client, queries / "tench.jpg", filter="label:tench width:3")
+    assert r.status_code == 400 and r.json()["error"].startswith("bad filter")
+
+
+def test_thumbnails_by_id_only(served):
+    client, searcher, thumbs = served
+    doc = str(searcher.handle.backend.documents().ids[0])
+    r = client.get(f"/thumb/{doc}")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    img = Image.open(io.BytesIO(r.content))
+    assert img.format == "JPEG" and max(img.size) <= 256
+    assert [p.name for p in thumbs.rglob(f"{doc}*")] == [f"{doc}-256.jpg"]  # cached on disk by id
+    assert client.get(f"/thumb/{doc}").content == r.content
+    assert client.get("/thumb/0123456789abcdef0123").status_code == 404
+
+
+@pytest.mark.parametrize("url", TRAVERSALS)
+def test_path_traversal_finds_nothing(served, url):
+    client, _, _ = served
+    r = client.get(url)
+    assert r.status_code == 404 and "root:" not in r.text
+
+
+def test_bad_uploads_get_one_line_4xx(served, queries, tmp_path):
+    client, _, _ = served
+
+    def post(name, data, **fields):
+        return client.post("/api/search", files={"image": (name, data, "application/octet-stream")}, data=fields)
+
+    cases = [
+        (post("notes.txt", b"not an image at all"), 415, "not an image"),
+        (post("big.jpg", b"\xff" * 500_000), 413, "limit"),
+        (post("truncated.jpg", (queries / "tench.jpg").read_bytes()[:3000]), 415, "could not be decoded"),
+        (client.post("/api/search", data={"mode": "bm25"}), 400, "multipart file field named 'image'"),
+        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="nope"), 400, "unknown mode"),
+        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="bm25", dims="64"), 400, "dims applies"),
+        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="dense", dims="100"), 400, "not an embedding width"),
+        (post("q.jpg", (queries / "tench.jpg").read_bytes(), k="100000"), 400, "k=100000"),
+    ]
+    bomb = io.BytesIO()
+    Image.new("L", (3000, 3000)).save(bomb, format="PNG")  # 9 MP in a few kB: over the 4 MP limit
+    cases.append((post("bomb.png", bomb.getvalue()), 413, "3000x3000 pixels"))
+    for response, status, needle in cases:
+        error = response.json()["error"]
+        assert response.status_code == status and needle in error and "\n" not in error, (status, error)

@@ -1,0 +1,80 @@
+"""The search page in headless Chromium (selenium), against a real `vqgram serve` on a loopback port.
+
+Needs Debian's `chromium` and `chromium-driver`; `make test` installs them
+when it runs as root (as CI does). VQGRAM_SCREENSHOT=FILE.png keeps a
+screenshot of the compare view (docs/serve.png is one).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'vqgram[test]')")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="Debian's chromium and chromium-driver are not installed ('make test' installs them when run as root)")
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+    yield driver
+    driver.quit()
+
+
+def labels(driver) -> list[str]:
+    """The hits' labels, read in one script (the page may replace the grid between two element reads)."""
+    texts = driver.execute_script("return [...document.querySelectorAll('.hit .label')].map(e => e.textContent)")
+    return [t.split(". ", 1)[1] for t in texts]
+
+
+def test_upload_filter_compare_and_click(browser, live_server, queries):
+    wait = WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,))
+    browser.get(live_server("tantivy"))
+    wait.until(lambda d: "36 images" in d.find_element(By.ID, "info").text)
+    assert [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#mode option")][:2] == ["bm25", "dense"]
+
+    picker = browser.find_element(By.ID, "file")
+    browser.execute_script("arguments[0].hidden = false", picker)  # the drop zone's own file input
+    picker.send_keys(str(queries / "tench.jpg"))
+    browser.execute_script("arguments[0].hidden = true", picker)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 12)
+    assert "hits in" in browser.find_element(By.ID, "status").text
+    assert labels(browser)[0] == "tench"
+
+    browser.find_element(By.ID, "compare").click()  # bm25 beside dense
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results.two .column")) == 2)
+    overlap = browser.find_element(By.ID, "overlap").text
+    shared = int(overlap.split()[0])
+    assert overlap.endswith("of 12 in both") and 1 <= shared < 12
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".hit.both")) == 2 * shared
+    columns = browser.find_elements(By.CSS_SELECTOR, "#results .column h2")
+    assert columns[0].text.startswith("bm25") and columns[1].text.startswith("dense")
+    if os.environ.get("VQGRAM_SCREENSHOT"):
+        browser.save_screenshot(os.environ["VQGRAM_SCREENSHOT"])
+
+    box = browser.find_element(By.ID, "filter")
+    box.send_keys("label:church OR label:parachute", Keys.ENTER)  # both columns, filtered
+    wait.until(lambda d: set(labels(d)) == {"church", "parachute"} and len(labels(d)) == 24)
+
+    first = browser.find_element(By.CSS_SELECTOR, ".hit")
+    clicked = first.get_attribute("data-id")
+    first.click()
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("more like the clicked image"))
+    top = browser.find_elements(By.CSS_SELECTOR, "#results .column:last-child .hit")[0]
+    assert top.get_attribute("data-id") == clicked  # dense: the clicked image is its own nearest
+
+    browser.find_element(By.ID, "filter").send_keys(" AND", Keys.ENTER)
+    wait.until(lambda d: "bad filter" in d.find_element(By.ID, "status").text)

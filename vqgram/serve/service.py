@@ -1,0 +1,162 @@
+"""What the page's API does, as plain methods: one index and one model, loaded once, shared by all clients.
+
+Every engine call runs on one dedicated thread. The backends keep per-commit
+caches in plain dicts, and Lucene's objects live in the JVM, where a thread
+must be attached before its first call (and detached before it ends): one
+long-lived thread gives both safety and a single attach. Encoding an upload
+(decode, the network) runs in the caller's thread, so uploads from several
+clients overlap while their searches queue for the engine.
+"""
+from __future__ import annotations
+
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from ..images import DECODE_ERRORS
+from ..indexer.backend import DocTable, Hit
+from ..searcher.searcher import MODES, OPTION_MODES, SearchOptions, Searcher
+from ..tokenizer.model import embedding_sizes
+
+T = TypeVar("T")
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 40_000_000  # 40 megapixels: a big phone photo, not a decompression bomb
+MAX_K = 200
+
+
+class UnknownDocument(LookupError):
+    """A document id the index does not hold (the API answers 404)."""
+
+    def __init__(self, doc_id: str):
+        super().__init__(f"no document {doc_id!r} in this index")
+
+
+class UploadRejected(ValueError):
+    """An upload the server will not decode: `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    upload_bytes: int = MAX_UPLOAD_BYTES
+    upload_pixels: int = MAX_UPLOAD_PIXELS
+    k: int = MAX_K
+
+
+def hits_json(hits: list[Hit]) -> list[dict]:
+    return [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]
+
+
+class SearchService:
+    """An index opened for serving: searches by upload, text and indexed image, and document lookups."""
+
+    def __init__(self, index: str | Path, limits: Limits = Limits()):
+        self.limits = limits
+        self._engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqgram-engine")
+        self.searcher: Searcher = self._on_engine(lambda: Searcher(index))
+        self.backend_name = self.searcher.handle.manifest.backend
+        self._on_engine(self.searcher.load)  # the model, embeddings and metadata: now, not on the first query
+        self.tokenizer = self.searcher.tokenizer
+        self.documents: DocTable = self._on_engine(self.searcher.handle.backend.documents)
+
+    def _on_engine(self, fn: Callable[[], T]) -> T:
+        return self._engine.submit(fn).result()
+
+    # --- what the page asks ---------------------------------------------------------------
+
+    def info(self) -> dict:
+        manifest = self.searcher.handle.manifest
+        modes = [m for m in MODES if self.backend_name == "lucene" or m not in ("tfidf", "jaccard")]
+        return {"documents": len(self.documents), "backend": self.backend_name, "modes": modes,
+                "dims": list(embedding_sizes(manifest.tokenizer.model)), "model": manifest.model_path,
+                "model_sha256": manifest.model_sha256, "tokenizer": asdict(manifest.tokenizer.kgram),
+                "max_upload_bytes": self.limits.upload_bytes, "max_k": self.limits.k}
+
+    def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None) -> SearchOptions:
+        """SearchOptions from request fields; ValueError (one line) for a bad mode, filter or width."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        if dims is not None and mode not in OPTION_MODES["dims"]:
+            raise ValueError(f"dims applies to mode {' / '.join(OPTION_MODES['dims'])} only, not {mode}")
+        options = SearchOptions(mode=mode, filter=filter or None, dims=dims)
+        self.searcher.check_options(options)
+        return options
+
+    def check_k(self, k: int) -> int:
+        if not 1 <= k <= self.limits.k:
+            raise ValueError(f"k={k} must be in 1..{self.limits.k}")
+        return k
+
+    def encode_upload(self, data: bytes) -> tuple[dict[str, int], np.ndarray]:
+        """An uploaded image's words and embedding; UploadRejected (413, 415) for one we will not decode."""
+        if len(data) > self.limits.upload_bytes:
+            raise UploadRejected(413, f"the image is {len(data):,} bytes; the limit is {self.limits.upload_bytes:,}")
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+        except DECODE_ERRORS:
+            raise UploadRejected(415, "the upload is not an image this server can read (jpg, png, webp, bmp, gif, "
+                                      "tiff)") from None
+        if width * height > self.limits.upload_pixels:
+            raise UploadRejected(413, f"the image is {width}x{height} pixels; the limit is "
+                                      f"{self.limits.upload_pixels:,} pixels")
+        try:
+            encoded = self.tokenizer.encode_image(io.BytesIO(data))
+        except DECODE_ERRORS as exc:
+            raise UploadRejected(415, f"the image could not be decoded ({str(exc).splitlines()[0]})") from None
+        return self.tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
+
+    def search_upload(self, data: bytes, k: int, options: SearchOptions) -> dict:
+        start = time.perf_counter()
+        words, vector = self.encode_upload(data)
+        encoded = time.perf_counter()
+        hits = self._on_engine(lambda: self.searcher.search_encoded(words, vector, k, options))
+        done = time.perf_counter()
+        return {"hits": hits_json(hits), "took_ms": 1000 * (done - start), "encode_ms": 1000 * (encoded - start)}
+
+    def search_text(self, query: str, k: int, filter: str | None = None) -> dict:
+        if not query.strip():
+            raise ValueError("the query is empty; give q=TEXT in the engine's query syntax, e.g. label:church")
+        SearchOptions(filter=filter or None)  # a bad filter fails here, in one line
+        return self._timed(lambda: self.searcher.search_text(query, k, filter or None))
+
+    def similar(self, doc_id: str, k: int, options: SearchOptions) -> dict:
+        """More like an indexed image; UnknownDocument for an id the index does not hold."""
+        if self.documents.row(doc_id) is None:
+            raise UnknownDocument(doc_id)
+        return self._timed(lambda: self.searcher.similar(doc_id, k, options))
+
+    def path_of(self, doc_id: str) -> Path:
+        """The file of an indexed document (never a client path); UnknownDocument for an id the index
+        does not hold."""
+        row = self.documents.row(doc_id)
+        if row is None:
+            raise UnknownDocument(doc_id)
+        return Path(str(self.documents.paths[row]))
+
+    def _timed(self, search: Callable[[], list[Hit]]) -> dict:
+        start = time.perf_counter()
+        hits = self._on_engine(search)
+        return {"hits": hits_json(hits), "took_ms": 1000 * (time.perf_counter() - start)}
+
+    def close(self) -> None:
+        """Close the index on its thread, detach that thread from the JVM (if it used one), stop it."""
+        def shut() -> None:
+            self.searcher.close()
+            if self.backend_name == "lucene":
+                import jnius
+
+                jnius.detach()
+
+        self._on_engine(shut)
+        self._engine.shutdown()
