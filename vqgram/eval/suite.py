@@ -98,8 +98,10 @@ def run_suite(spec: SuiteSpec, tokenizer: Tokenizer, modes: Sequence[str], *, ba
             bow = SiftBoW(Path(cache_root or default_root()), Path(spec.sift_train), config, progress=progress)
     for suite_set in spec.sets:
         log.info("suite: set %s", suite_set.name)
-        result.rows.append(_score_set(suite_set, spec.seed, tokenizer, modes, baselines, previous, bow, cache_root,
-                                      progress))
+        row = _score_set(suite_set, spec.seed, tokenizer, modes, baselines, previous, bow, cache_root, progress)
+        log.info("suite: %s: %s (seconds: %s)", row["set"],
+                 ", ".join(f"{c} {_fmt(cell)}" for c, cell in row["columns"].items()), row["seconds"])
+        result.rows.append(row)
     return result
 
 
