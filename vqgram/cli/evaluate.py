@@ -41,10 +41,12 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
 
     if (db is None) == (suite_file is None):
         raise click.UsageError("give either DB or --suite")
-    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
+    if suite_file is not None and (queries or sweep_spec is not None):
+        raise click.UsageError("--suite takes its query folders from the suite file; drop --queries and --sweep")
     if suite_file is not None:
-        return _suite(suite_file, tok, modes, baselines, baseline_model, json_out, report_dir, cache_root,
+        return _suite(suite_file, model, modes, baselines, baseline_model, json_out, report_dir, cache_root,
                       (kgram, kernel, padding, stride, max_size))
+    tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
     if sweep_spec is not None:
         from ..eval.report import sweep_table
         from ..eval.sweep import KEYS, parse_grid, sweep_dims, sweep_tokenizers
@@ -78,10 +80,11 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
         Path(json_out).write_text(results_json(rows))
 
 
-def _suite(suite_file, tok, modes, baselines, baseline_model, json_out, report_dir, cache_root, settings):
+def _suite(suite_file, model, modes, baselines, baseline_model, json_out, report_dir, cache_root, settings):
     from ..eval.suite import DEFAULT_SUITE, PREVIOUS_MODEL, load_suite, run_suite, suite_json, suite_table
 
-    spec = load_suite(DEFAULT_SUITE if suite_file == "default" else Path(suite_file))
+    spec = load_suite(DEFAULT_SUITE if suite_file == "default" else Path(suite_file))  # missing data: fail first
+    tok = make_tokenizer(model, *settings)
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]
     previous = None
     if "previous" in chosen and (baseline_model or PREVIOUS_MODEL.is_dir()):
