@@ -86,7 +86,8 @@ def run_suite(spec: SuiteSpec, tokenizer: Tokenizer, modes: Sequence[str], *, ba
         raise ValueError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
     result = SuiteResult([])
     if "previous" in baselines and previous is None:
-        result.notes.append("previous: no previous model given; column skipped")
+        result.notes.append(f"previous: skipped, no previous model ({PREVIOUS_MODEL} is absent; "
+                            "name one with --baseline-model)")
     bow = None
     if "sift" in baselines:
         if spec.sift_train is None:
