@@ -65,8 +65,8 @@ class Dataset:
     otherwise it is left out of its own ranking (leave-one-out). subsets map a
     name to a range of query positions. distractor_root: a second folder whose
     images are in the database unlabelled (they never match). query_ids: the
-    database positions used as queries when queries is None (default: all
-    labelled ones, so distractors never query).
+    database positions used as queries when queries is None (None: all of
+    them; with distractors, the labelled folder's own images only).
     """
 
     name: str
