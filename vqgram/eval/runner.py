@@ -73,8 +73,10 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
 
     build_s = 0.0
     for folder in filter(None, (dataset.root, dataset.distractor_root)):
+        # One commit per folder: the index is temporary (nothing to resume), and re-taking the writer's lock
+        # mid-folder failed under load (LockBusy) while decoding workers were alive.
         build_s += index_folder(Path(folder), index, tokenizer, backend=backend, on_batch=keep, cache=cache,
-                                progress=progress, **backend_options).seconds
+                                progress=progress, commit_every=len(dataset.items) + 1, **backend_options).seconds
     index_bytes = size_on_disk(index)
     sha_of = {item.path: file_sha(Path(item.path)) for item in dataset.items}  # duplicates share a document
     position = {}  # document id -> database position
