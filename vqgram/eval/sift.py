@@ -21,7 +21,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -118,10 +118,11 @@ class SiftBoW:
             _save_text(self.folder / "key.json", json.dumps(key, indent=2, sort_keys=True) + "\n")
         self._vocabulary: np.ndarray | None = None
 
-    def _map(self, fn, paths: Sequence[str], vocabulary: np.ndarray | None, desc: str) -> list[np.ndarray]:
+    def _map(self, fn, paths: Sequence[str], vocabulary: np.ndarray | None, desc: str) -> Iterator[np.ndarray]:
+        """fn over paths in worker processes, results in order as they come (so a killed run keeps its cache)."""
         with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(self.config, vocabulary)) as pool:
-            return list(progress_bar(pool.map(fn, paths, chunksize=16), total=len(paths), desc=desc, unit="img",
-                                     show=self.progress))
+            yield from progress_bar(pool.map(fn, paths, chunksize=16), total=len(paths), desc=desc, unit="img",
+                                    show=self.progress)
 
     @property
     def vocabulary(self) -> np.ndarray:
@@ -139,7 +140,7 @@ class SiftBoW:
         c = self.config
         paths = [str(p) for p in walk_images(self.train_folder)]
         picks = np.random.default_rng(c.seed).choice(len(paths), min(c.train_images, len(paths)), replace=False)
-        sample = np.concatenate(self._map(_sample, [paths[i] for i in sorted(picks)], None, "sift sample"))
+        sample = np.concatenate(list(self._map(_sample, [paths[i] for i in sorted(picks)], None, "sift sample")))
         if len(sample) < c.words:
             raise ValueError(f"{len(sample)} SIFT descriptors from {self.train_folder} cannot make {c.words} words")
         log.info("sift: k-means of %d descriptors into %d words", len(sample), c.words)
