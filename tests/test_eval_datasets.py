@@ -140,3 +140,26 @@ def test_label_means(labelled: Path) -> None:
     plan = query_plan(load_folder(labelled))
     ap = np.array([1.0, 0.5, 0.0, 1.0, 1.0, np.nan, np.nan])
     assert label_means(ap, plan.queries) == {"cat": 0.5, "dog": 1.0, "eel": pytest.approx(float("nan"), nan_ok=True)}
+
+
+def test_distractors_join_the_database_unlabelled_and_never_query(labelled, tmp_path):
+    distractors = tmp_path / "noise"
+    for name in ("x", "y", "z"):
+        _image(distractors / "cat" / f"{name}.png", 99)  # a sub-folder named like a label still never matches
+    plain, mixed = load_folder(labelled), load_folder(labelled, distractors=distractors)
+    assert len(mixed.items) == len(plain.items) + 3 and all(i.label == "" for i in mixed.items[-3:])
+    p, m = query_plan(plain), query_plan(mixed)
+    assert m.queries == p.queries and (m.self_ids == p.self_ids).all()
+    assert (m.n_relevant == p.n_relevant).all() and (m.db_labels[-3:] < 0).all()
+
+
+def test_sample_queries_is_seeded_and_keeps_order(labelled):
+    from vqgram.eval.datasets import sample_queries
+
+    data = load_folder(labelled)
+    a, b = sample_queries(data, 2, seed=1), sample_queries(data, 2, seed=1)
+    assert a.query_ids == b.query_ids and len(a.query_ids) == 2 and list(a.query_ids) == sorted(a.query_ids)
+    plan = query_plan(a)
+    assert [q.path for q in plan.queries] == [data.items[i].path for i in a.query_ids]
+    assert (plan.self_ids == np.array(a.query_ids)).all()
+    assert sample_queries(data, 999) is data

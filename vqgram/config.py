@@ -169,6 +169,34 @@ class IndexManifest:
     vqgram_version: str
 
 
+@dataclass(frozen=True)
+class SuiteSet:
+    """One set of an evaluation suite (paths relative to the suite file).
+
+    db: a labelled folder (label = sub-folder name); queries: a query folder
+    (default: leave-one-out over db); distractors: a folder whose images join
+    the database unlabelled (they never match); max_queries: score a seeded
+    sample of this many queries.
+    """
+
+    name: str
+    db: str
+    queries: str | None = None
+    distractors: str | None = None
+    max_queries: int | None = None
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """An evaluation suite: its sets, the seed of every sample drawn for it, and the folder the SIFT
+    baseline fits its vocabulary of `sift_words` words on (None: no SIFT column)."""
+
+    sets: tuple[SuiteSet, ...]
+    seed: int = 0
+    sift_train: str | None = None
+    sift_words: int = 20_000
+
+
 def to_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
 

@@ -7,8 +7,9 @@ import click
 
 from .app import cache_options, friendly, main, make_tokenizer, tokenizer_options
 
+
 @main.command("eval")
-@click.argument("db", type=click.Path())
+@click.argument("db", type=click.Path(), required=False)
 @click.option("--queries", type=click.Path(), default=None, help="Query folder (default: leave-one-out over DB).")
 @click.option("--mode", "modes", multiple=True,
               help="bm25, tfidf, jaccard, dense, dense@D, hybrid, funnel; a vector mode with +prfN averages "
@@ -20,6 +21,14 @@ from .app import cache_options, friendly, main, make_tokenizer, tokenizer_option
 @click.option("--sweep", "sweep_spec", is_flag=False, flag_value="default", default=None, metavar="[KEY=V1,V2;...]",
               help="Vary tokenizer settings one at a time (max_size, kernel, padding, kgram, heads, "
                    "codebook_size; bare --sweep: a default grid), then the nesting dimensions.")
+@click.option("--suite", "suite_file", is_flag=False, flag_value="default", default=None, metavar="[SPEC]",
+              help="Score every set of a suite file (bare --suite: bench/devsuite.json) by every mode and "
+                   "baseline, in one table; modes default to bm25, dense, hybrid.")
+@click.option("--baselines", default=",".join(("gem", "sift", "previous")), show_default=True,
+              help="With --suite: comma-separated baseline columns (gem, sift, previous; '' for none).")
+@click.option("--baseline-model", type=click.Path(file_okay=False), default=None,
+              help="With --suite: the model of the `previous` columns (default: vqgram/models/imagenette-v1 "
+                   "if it exists).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows as JSON.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write tables, plots, TREC runs and example pages here.")
@@ -27,14 +36,21 @@ from .app import cache_options, friendly, main, make_tokenizer, tokenizer_option
               help="Hits per query in the report's TREC runs  [default: 100]")
 @cache_options
 @friendly
-def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, sweep_spec, json_out,
-          report_dir, trec_depth, cache_root):
-    """Compare search modes on a labelled folder (label = sub-folder name)."""
+def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, stride, max_size, sweep_spec,
+          suite_file, baselines, baseline_model, json_out, report_dir, trec_depth, cache_root):
+    """Compare search modes on a labelled folder (label = sub-folder name), or on a suite of them (--suite)."""
     from ..eval.report import markdown_table, results_json, write_report
 
-    if trec_depth is not None and (report_dir is None or sweep_spec is not None):
-        raise click.UsageError("--trec-depth sets the depth of the TREC runs that --report writes (not with --sweep)")
-
+    if (db is None) == (suite_file is None):
+        raise click.UsageError("give either DB or --suite")
+    if suite_file is not None and (queries or sweep_spec is not None):
+        raise click.UsageError("--suite takes its query folders from the suite file; drop --queries and --sweep")
+    if trec_depth is not None and (report_dir is None or sweep_spec is not None or suite_file is not None):
+        raise click.UsageError("--trec-depth sets the depth of the TREC runs that --report writes "
+                               "(not with --sweep or --suite)")
+    if suite_file is not None:
+        return _suite(suite_file, model, modes, baselines, baseline_model, json_out, report_dir, cache_root,
+                      (kgram, kernel, padding, stride, max_size))
     tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
     if sweep_spec is not None:
         from ..eval.report import sweep_table
@@ -67,3 +83,24 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
             write_trec_runs(result, Path(report_dir), trec_depth or TREC_DEPTH)
     if json_out:
         Path(json_out).write_text(results_json(rows))
+
+
+def _suite(suite_file, model, modes, baselines, baseline_model, json_out, report_dir, cache_root, settings):
+    from ..eval.suite import DEFAULT_SUITE, PREVIOUS_MODEL, load_suite, run_suite, suite_json, suite_table
+
+    spec = load_suite(DEFAULT_SUITE if suite_file == "default" else Path(suite_file))  # missing data: fail first
+    tok = make_tokenizer(model, *settings)
+    chosen = [b.strip() for b in baselines.split(",") if b.strip()]
+    previous = None
+    if "previous" in chosen and (baseline_model or PREVIOUS_MODEL.is_dir()):
+        previous = make_tokenizer(baseline_model or PREVIOUS_MODEL, *settings)
+    result = run_suite(spec, tok, modes or ("bm25", "dense", "hybrid"), baselines=chosen, previous=previous,
+                       cache_root=cache_root)
+    table = suite_table(result)
+    click.echo(table)
+    if json_out:
+        Path(json_out).write_text(suite_json(result))
+    if report_dir:
+        Path(report_dir).mkdir(parents=True, exist_ok=True)
+        (Path(report_dir) / "suite.md").write_text(f"# vqgram suite {suite_file}\n\n{table}")
+        (Path(report_dir) / "suite.json").write_text(suite_json(result))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -63,7 +63,10 @@ class Dataset:
     queries is None: the database images are the queries. include_self: a query
     that is itself in the database counts as its own relevant hit (GPR1200);
     otherwise it is left out of its own ranking (leave-one-out). subsets map a
-    name to a range of query positions.
+    name to a range of query positions. distractor_root: a second folder whose
+    images are in the database unlabelled (they never match). query_ids: the
+    database positions used as queries when queries is None (None: all of
+    them; with distractors, the labelled folder's own images only).
     """
 
     name: str
@@ -74,6 +77,8 @@ class Dataset:
     query_root: str | None = None
     include_self: bool = False
     subsets: dict[str, range] = field(default_factory=dict)
+    distractor_root: str | None = None
+    query_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,10 +116,11 @@ def load_dataset(
     layout: str = "auto",
     name: str | None = None,
     categories_per_subset: int = GPR1200_CATEGORIES_PER_SUBSET,
+    distractors: Path | None = None,
 ) -> Dataset:
-    """Load `folder` in `layout` ('auto' detects it); `queries` only for the folder layout.
+    """Load `folder` in `layout` ('auto' detects it); `queries` and `distractors` only for the folder layout.
 
-    Raises ValueError for an unknown layout, or a query folder with GPR1200.
+    Raises ValueError for an unknown layout, or a query or distractor folder with GPR1200.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
@@ -122,13 +128,13 @@ def load_dataset(
         layout = detect_layout(folder)
         log.info("dataset %s: layout %s", folder, layout)
     if layout == "gpr1200":
-        if queries is not None:
+        if queries is not None or distractors is not None:
             raise ValueError(
-                "the GPR1200 protocol queries every database image; drop the query folder "
+                "the GPR1200 protocol queries every database image; drop the query and distractor folders "
                 "or pass layout='folder'"
             )
         return load_gpr1200(folder, name=name, categories_per_subset=categories_per_subset)
-    return load_folder(folder, queries=queries, name=name)
+    return load_folder(folder, queries=queries, name=name, distractors=distractors)
 
 
 def _folder_items(folder: Path) -> tuple[Item, ...]:
@@ -138,8 +144,10 @@ def _folder_items(folder: Path) -> tuple[Item, ...]:
     )
 
 
-def load_folder(folder: Path, queries: Path | None = None, name: str | None = None) -> Dataset:
-    """Labelled folder (label = sub-folder name); raises ValueError when no image has a label."""
+def load_folder(folder: Path, queries: Path | None = None, name: str | None = None,
+                distractors: Path | None = None) -> Dataset:
+    """Labelled folder (label = sub-folder name), plus unlabelled `distractors` (any folder) in the
+    database; raises ValueError when no image has a label."""
     folder = Path(folder)
     items = _folder_items(folder)
     if not any(item.label for item in items):
@@ -148,6 +156,10 @@ def load_folder(folder: Path, queries: Path | None = None, name: str | None = No
             "(the sub-folder name is the label)"
         )
     query_items = _folder_items(Path(queries)) if queries is not None else None
+    query_ids = None
+    if distractors is not None:
+        query_ids = tuple(range(len(items))) if queries is None else None
+        items += tuple(Item(str(p), "") for p in walk_images(Path(distractors)))
     return Dataset(
         name=name or folder.name,
         layout="folder",
@@ -155,7 +167,25 @@ def load_folder(folder: Path, queries: Path | None = None, name: str | None = No
         items=items,
         queries=query_items,
         query_root=str(queries) if queries is not None else None,
+        distractor_root=str(distractors) if distractors is not None else None,
+        query_ids=query_ids,
     )
+
+
+def sample_queries(dataset: Dataset, count: int, seed: int = 0) -> Dataset:
+    """The dataset with at most `count` of its queries, drawn without replacement (seeded), kept in order."""
+    if dataset.subsets:
+        raise ValueError(f"{dataset.name}: sampling queries would break its sub-scores; query them all")
+    if dataset.queries is not None:
+        pool = range(len(dataset.queries))
+    else:
+        pool = dataset.query_ids if dataset.query_ids is not None else range(len(dataset.items))
+    if count >= len(pool):
+        return dataset
+    picks = sorted(np.random.default_rng(seed).choice(len(pool), count, replace=False).tolist())
+    if dataset.queries is not None:
+        return replace(dataset, queries=tuple(dataset.queries[i] for i in picks))
+    return replace(dataset, query_ids=tuple(pool[i] for i in picks))
 
 
 def load_gpr1200(
@@ -203,17 +233,18 @@ def _gpr_subsets(cats: np.ndarray, per_subset: int) -> dict[str, range]:
 
 def query_plan(dataset: Dataset) -> QueryPlan:
     """Queries, self-exclusion, label codes and R for `dataset` (see QueryPlan)."""
-    queries = dataset.queries if dataset.queries is not None else dataset.items
+    in_db = dataset.queries is None
+    ids = np.arange(len(dataset.items)) if dataset.query_ids is None else np.array(dataset.query_ids, np.int64)
+    queries = tuple(dataset.items[i] for i in ids) if in_db else dataset.queries
     codes = {label: i for i, label in enumerate(sorted({i.label for i in dataset.items + queries} - {""}))}
     db_labels = np.array([codes.get(i.label, UNLABELLED_DB) for i in dataset.items], dtype=np.int64)
     query_labels = np.array([codes.get(i.label, UNLABELLED_QUERY) for i in queries], dtype=np.int64)
     counts = np.bincount(db_labels[db_labels >= 0], minlength=max(len(codes), 1))
     n_relevant = np.where(query_labels >= 0, counts[np.maximum(query_labels, 0)], 0)
-    in_db = dataset.queries is None
     exclude_self = in_db and not dataset.include_self
     if exclude_self:
         n_relevant = np.maximum(n_relevant - 1, 0)
-    self_ids = np.arange(len(queries)) if in_db else np.full(len(queries), -1)
+    self_ids = ids if in_db else np.full(len(queries), -1)
     return QueryPlan(
         queries=tuple(queries),
         self_ids=self_ids,

@@ -25,7 +25,7 @@ from ..searcher.searcher import MODES, WORD_MODES, SearchOptions, Searcher
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
 from . import metrics
-from .datasets import Dataset, QueryPlan, label_means, load_dataset, query_plan, subset_means
+from .datasets import Dataset, QueryPlan, label_means, load_dataset, query_plan, sample_queries, subset_means
 
 log = logging.getLogger("vqgram")
 
@@ -53,12 +53,16 @@ class Evaluation:
 
 
 def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: Path | None = None,
+             distractors: Path | None = None, max_queries: int | None = None, seed: int = 0,
              backend: str = "tantivy", layout: str = "auto", work_dir: Path | None = None,
              latency_queries: int = 100, base: SearchOptions = SearchOptions(), cache: FeatureCache | None = None,
              progress: bool = True, **backend_options) -> Evaluation:
-    """Index `db` once, then rank every query by every mode (see the module docstring)."""
+    """Index `db` (and `distractors`, unlabelled) once, then rank every query by every mode (see the module
+    docstring); `max_queries` samples that many queries (seeded by `seed`)."""
     options = {m: mode_options(m, base) for m in modes}
-    dataset = load_dataset(Path(db), queries=queries, layout=layout)
+    dataset = load_dataset(Path(db), queries=queries, layout=layout, distractors=distractors)
+    if max_queries is not None:
+        dataset = sample_queries(dataset, max_queries, seed)
     plan = query_plan(dataset)
     index = Path(work_dir or tempfile.mkdtemp(prefix="vqgram-eval-")) / "index"
     features: dict[str, tuple[dict[str, int], np.ndarray]] = {}
@@ -67,9 +71,13 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
         for row, f in enumerate(files):
             features[f.sha] = (tokenizer.kgrams.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
 
-    report = index_folder(Path(dataset.root), index, tokenizer, backend=backend, on_batch=keep,
-                          cache=cache, progress=progress, **backend_options)
-    build_s, index_bytes = report.seconds, size_on_disk(index)
+    build_s = 0.0
+    for folder in filter(None, (dataset.root, dataset.distractor_root)):
+        # One commit per folder: the index is temporary (nothing to resume), and re-taking the writer's lock
+        # mid-folder failed under load (LockBusy) while decoding workers were alive.
+        build_s += index_folder(Path(folder), index, tokenizer, backend=backend, on_batch=keep, cache=cache,
+                                progress=progress, commit_every=len(dataset.items) + 1, **backend_options).seconds
+    index_bytes = size_on_disk(index)
     sha_of = {item.path: file_sha(Path(item.path)) for item in dataset.items}  # duplicates share a document
     position = {}  # document id -> database position
     for i, item in enumerate(dataset.items):
@@ -82,7 +90,7 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
             queries = progress_bar(query_features, desc=name, unit="query", show=progress)
             ranked = np.stack([_full_ranking(searcher, w, v, opts, position, len(dataset.items)) for w, v in queries])
             if plan.exclude_self:
-                ranked = _drop_self(ranked, plan.self_ids)
+                ranked = drop_self(ranked, plan.self_ids)
             rankings[name] = ranked
             latency = _latency(searcher, query_features, opts, latency_queries)
             row = _row(name, ranked, plan, dataset, latency, index_bytes, build_s)
@@ -116,7 +124,7 @@ def _full_ranking(searcher, words, vector, opts, position, n_db) -> np.ndarray:
     return np.concatenate([ranked, np.flatnonzero(~seen)]).astype(np.int32)  # (Q, N) per mode: half of int64
 
 
-def _drop_self(ranked: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
+def drop_self(ranked: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
     keep = ranked != self_ids[:, None]
     return ranked[keep].reshape(len(ranked), -1)
 
@@ -133,19 +141,23 @@ def _latency(searcher, query_features, opts, count) -> list[float]:
 
 
 def _row(name, ranked, plan, dataset, latency, index_bytes, build_s) -> dict:
+    return {"mode": name, **quality(ranked, plan, dataset),
+            "query_ms_p50": float(np.percentile(latency, 50)),
+            "query_ms_p95": float(np.percentile(latency, 95)),
+            "index_bytes": index_bytes,
+            "build_s": round(build_s, 1)}
+
+
+def quality(ranked: np.ndarray, plan: QueryPlan, dataset: Dataset) -> dict:
+    """mAP, MAP@100, P@10, R@10 and per-label (and per-subset) mAP of full rankings (Q, N), self dropped."""
     rel = metrics.relevance_matrix(plan.query_labels, ranked, plan.db_labels)
     cut = min(100, rel.shape[1])
     ap = metrics.average_precision(rel, plan.n_relevant)
     row = {
-        "mode": name,
         "map": metrics.mean_average_precision(rel, plan.n_relevant).value,
         f"map@{cut}": metrics.mean_average_precision_at_k(rel, plan.n_relevant, cut).value,
         "p@10": metrics.mean_precision_at_k(rel, min(10, rel.shape[1])).value,
         "r@10": metrics.mean_recall_at_k(rel, plan.n_relevant, min(10, rel.shape[1])).value,
-        "query_ms_p50": float(np.percentile(latency, 50)),
-        "query_ms_p95": float(np.percentile(latency, 95)),
-        "index_bytes": index_bytes,
-        "build_s": round(build_s, 1),
         "labels": label_means(ap, plan.queries),
     }
     if dataset.subsets:

@@ -1,0 +1,30 @@
+"""The RootSIFT bag-of-words baseline finds an image's edited copies first."""
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("cv2", reason="the SIFT baseline needs opencv-python-headless")
+pytest.importorskip("faiss", reason="the SIFT baseline needs faiss-cpu")
+
+from vqgram.eval.copies import EDITS_BY_NAME, make_copy  # noqa: E402
+from vqgram.eval.sift import SiftBoW, SiftConfig, sift_scores  # noqa: E402
+
+
+def test_copies_rank_each_other_first(tmp_path, photos):
+    paths = sorted(str(p) for p in photos.rglob("*.jpg"))
+    original = paths[5]
+    img = Image.open(original)
+    copies = []
+    for name in ("crop60", "rotate_crop"):
+        path = tmp_path / f"{name}.jpg"
+        path.write_bytes(make_copy(img, EDITS_BY_NAME[name], 0, "o")[0])
+        copies.append(str(path))
+    bow = SiftBoW(tmp_path / "cache", photos, SiftConfig(words=256, train_images=36), progress=False)
+    db = paths + copies
+    scores = sift_scores(bow, db, copies + [original])
+    top = np.argsort(-scores, axis=1, kind="stable")
+    group = {original, *copies}
+    for row in top:  # each of the three finds itself and the other two first, above the 35 other photos
+        assert {db[i] for i in row[:3]} == group
+    again = SiftBoW(tmp_path / "cache", photos, SiftConfig(words=256, train_images=36), progress=False)
+    assert np.array_equal(again.vocabulary, bow.vocabulary)  # cached on disk
