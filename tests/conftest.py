@@ -6,6 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+KGRAM_MODEL = ROOT / "vqgram" / "models" / "imagenette-v1"
 IMAGENETTE = ROOT.parent / "shared" / "data" / "imagenette" / "train"
 
 
@@ -31,6 +32,14 @@ def tokenizer():
     from vqgram import Tokenizer
 
     return Tokenizer.from_model()
+
+
+@pytest.fixture(scope="session")
+def kgram_tokenizer():
+    """The previous packaged model (VQ head, k-gram words), which k-gram features need."""
+    from vqgram import Tokenizer
+
+    return Tokenizer.from_model(KGRAM_MODEL)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from conftest import KGRAM_MODEL
 
 from vqgram.eval.sweep import DEFAULT_GRID, KEYS, TokenizerSetting, one_at_a_time, parse_grid, sweep_dims, sweep_tokenizers
 
@@ -20,13 +21,18 @@ def test_one_at_a_time_varies_a_single_setting_per_row() -> None:
     assert rows == [base, TokenizerSetting(224, 1, 0, "2d", 8, 64), TokenizerSetting(224, 3, 0, "2d", 16, 64)]
 
 
-def test_sweep_tokenizers_fits_heads_and_reuses_cached_maps(photos, tokenizer, tmp_path) -> None:
-    rows = sweep_tokenizers(photos, tokenizer, {"kernel": (1,), "heads": (4,)}, ("bm25",), cache_root=tmp_path / "c",
+def test_sweep_tokenizers_fits_heads_and_reuses_cached_maps(photos, kgram_tokenizer, tmp_path) -> None:
+    rows = sweep_tokenizers(photos, kgram_tokenizer, {"kernel": (1,), "heads": (4,)}, ("bm25",), cache_root=tmp_path / "c",
                             work_dir=tmp_path / "w", latency_queries=3)
     assert [(r["kernel"], r["heads"]) for r in rows] == [(3, 8), (1, 8), (3, 4)]
     assert all(set(KEYS) <= set(r) and 0 < r["map"] <= 1 for r in rows)
     assert len(list((tmp_path / "c").glob("*/*/*.npy"))) == 36  # one backbone pass for all three settings
     assert rows[0]["index_bytes"] != rows[2]["index_bytes"]  # 4 heads make other words
+
+
+def test_a_model_without_k_grams_cannot_sweep_them(photos, tokenizer, tmp_path) -> None:
+    with pytest.raises(ValueError, match="lifted words"):
+        sweep_tokenizers(photos, tokenizer, {"kernel": (1,)}, work_dir=tmp_path)
 
 
 def test_sweep_dims_gives_a_row_per_nesting_size(photos, tokenizer, tmp_path) -> None:
@@ -40,7 +46,8 @@ def test_the_sweep_command(photos, tmp_path) -> None:
     from vqgram.cli import main
 
     out = tmp_path / "rows.json"
-    result = CliRunner().invoke(main, ["-q", "eval", str(photos), "--sweep", "kernel=2", "--json", str(out)])
+    result = CliRunner().invoke(main, ["-q", "eval", str(photos), "--sweep", "kernel=2", "--json", str(out),
+                                       "--model", str(KGRAM_MODEL)])
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["results"]
     assert [r.get("kernel") for r in rows[:2]] == [3, 2] and rows[-1]["mode"] == "dense@1024"

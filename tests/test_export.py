@@ -1,6 +1,7 @@
 """`vqgram export` and `search --print-query`, checked with the official clients' DSL and serializers
 (no cluster runs here)."""
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def built(tmp_path_factory, photos, tokenizer):
 
     tmp = tmp_path_factory.mktemp("export")
     rows = []
-    keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc, tokenizer.kgrams))
+    keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc, tokenizer.vocabulary))
     folder = photos / "tench"
     index_folder(folder, tmp / "scratch", tokenizer, workers=0, progress=False, on_batch=keep,
                  cache=tokenizer.feature_cache())
@@ -75,9 +76,12 @@ def test_export_by_encoding_the_files_again_gives_the_same_documents(built):
     again, from_rows = by_id(tmp / "again"), by_id(tmp / "rows")
     assert sorted(again) == sorted(from_rows)
     for i, doc in again.items():
-        assert {k: v for k, v in doc.items() if k not in ("vector", "embedding")} == \
-               {k: v for k, v in from_rows[i].items() if k not in ("vector", "embedding")}
+        assert {k: v for k, v in doc.items() if k not in ("vector", "embedding", "words")} == \
+               {k: v for k, v in from_rows[i].items() if k not in ("vector", "embedding", "words")}
         np.testing.assert_allclose(doc["embedding"], from_rows[i]["embedding"], atol=1e-5)
+        # the backbone rounds differently by batch, which can swap the last of 384 words for a near-tie
+        words, words_again = Counter(doc["words"].split()), Counter(from_rows[i]["words"].split())
+        assert sum((words & words_again).values()) >= 0.99 * sum(words.values())
 
 
 def test_query_bodies_parse_with_the_clients_dsl():

@@ -19,7 +19,7 @@ def encoded(tmp_path_factory, photos, tokenizer):
     folder = tmp_path_factory.mktemp("photos")
     shutil.copytree(photos, folder, dirs_exist_ok=True)
     rows = []
-    keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc, tokenizer.kgrams))
+    keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc, tokenizer.vocabulary))
     index = tmp_path_factory.mktemp("folder-idx") / "index"
     index_folder(folder, index, tokenizer, workers=0, progress=False, on_batch=keep, cache=tokenizer.feature_cache())
     return folder, sorted(rows, key=lambda r: r.path), EncodedBy.of(tokenizer, str(folder.resolve())), index

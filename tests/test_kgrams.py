@@ -75,7 +75,7 @@ def test_word_and_id_are_inverse(kind):
 
 def test_foreign_words_are_rejected():
     kw = KGramWords(KGramConfig("2d", 3), heads=4, codebook_size=16)
-    with pytest.raises(ValueError, match="not a 2d k-gram word"):
+    with pytest.raises(ValueError, match="not a word of this tokenizer"):
         kw.word_id("z0i0j0c0")
     with pytest.raises(ValueError, match="out of range"):
         kw.word_id("h9i0j0c0")

@@ -121,7 +121,7 @@ def test_full_rankings_start_with_the_search_results(indexed, tokenizer, mode):
     folder, index, report = indexed
     image = sorted(folder.rglob("*.jpg"))[3]
     encoded = tokenizer.encode_image(image)
-    words, vector = tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
+    words, vector = tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
     options = SearchOptions(mode=mode, exact=True)
     with Searcher(index, tokenizer) as s:
         n = s.handle.backend.count()

@@ -136,13 +136,53 @@ class MatryoshkaConfig:
 
 
 @dataclass(frozen=True)
+class LiftConfig:
+    """The lift head: one global descriptor per image -> dense embedding and sparse "lifted" words.
+
+    descriptor: [sqrt(1 - class_weight^2) * GeM_p(feature map) ; class_weight * Matryoshka embedding],
+    both parts L2-normalised (GeM keeps what tells photos apart, the class-distilled embedding what
+    makes ImageNet classes cluster). dims: PCA components kept; the dense embedding is the descriptor
+    in that basis (prefixes ordered by variance). Words: the centred PCA coordinates times a fixed
+    random +-1 matrix (seeded) lifted to `atoms` dimensions; the `active` strongest are the image's
+    words, the strongest with term frequency `levels`, the others in proportion (at least 1).
+    """
+
+    gem_p: float = 3.0
+    class_weight: float = 0.6
+    dims: int = 1024
+    atoms: int = 65536
+    active: int = 384
+    levels: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.class_weight < 1:
+            raise ValueError(f"class_weight={self.class_weight} must be in [0, 1)")
+        if self.gem_p < 1 or self.dims < 1 or self.levels < 1:
+            raise ValueError(f"gem_p={self.gem_p}, dims={self.dims}, levels={self.levels} must be >= 1")
+        if not 1 <= self.active < self.atoms:
+            raise ValueError(f"active={self.active} words must be in 1..atoms-1 (atoms={self.atoms})")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """What a trained model directory holds: a backbone name and its heads."""
+    """What a trained model directory holds: a backbone name and its heads.
+
+    Words come from the lift head when there is one, else from the VQ head's code grid (k-grams);
+    the embedding from the lift head, else the Matryoshka head, else the pooled backbone feature.
+    """
 
     backbone: str = "efficientnet_lite0"
     backbone_weights: str | None = "default"  # "default", a local file, or None (random)
-    vq: VQConfig = field(default_factory=VQConfig)
+    vq: VQConfig | None = field(default_factory=VQConfig)
     mrl: MatryoshkaConfig | None = None  # None: the embedding is the pooled backbone feature
+    lift: LiftConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.vq is None and self.lift is None:
+            raise ValueError("a model needs a word head: a VQ head (k-gram words) or a lift head")
+        if self.lift is not None and self.lift.class_weight > 0 and self.mrl is None:
+            raise ValueError("a lift head with class_weight > 0 reads the Matryoshka embedding: the model has none")
 
 
 @dataclass(frozen=True)
@@ -230,6 +270,7 @@ _NESTED = {
     "MatryoshkaConfig": MatryoshkaConfig,
     "KGramConfig": KGramConfig,
     "VQConfig": VQConfig,
+    "LiftConfig": LiftConfig,
     "ModelConfig": ModelConfig,
     "TokenizerConfig": TokenizerConfig,
 }

@@ -55,6 +55,7 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
     if sweep_spec is not None:
         from ..eval.report import sweep_table
         from ..eval.sweep import KEYS, parse_grid, sweep_dims, sweep_tokenizers
+        from ..tokenizer.model import embedding_sizes
 
         if queries:
             raise click.UsageError("--sweep runs leave-one-out over DB; drop --queries")
@@ -62,8 +63,8 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
         rows = sweep_tokenizers(Path(db), tok, grid, modes or ("bm25",), cache_root=cache_root, backend=backend,
                                 layout=layout)
         sweep_table(rows, ["mode", *KEYS])
-        mrl = tok.config.model.mrl
-        dims = sweep_dims(Path(db), tok, cache_root=cache_root, backend=backend, layout=layout) if mrl else []
+        nested = len(embedding_sizes(tok.config.model)) > 1
+        dims = sweep_dims(Path(db), tok, cache_root=cache_root, backend=backend, layout=layout) if nested else []
         click.echo("\n" + markdown_table(dims))
         rows += dims
         if report_dir:

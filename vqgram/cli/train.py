@@ -1,4 +1,4 @@
-"""`vqgram train vq|mrl`: fit model heads on a folder."""
+"""`vqgram train vq|mrl|lift`: fit model heads on a folder."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..config import VQConfig
+from ..config import LiftConfig, VQConfig
 from .app import cache_options, friendly, main
 
 @main.group()
@@ -80,4 +80,32 @@ def train_mrl(folder, out, base, dim, efficient, relational_weight, epochs, lr, 
                               relational_target="teacher")
     card = train_mrl_model(Path(folder), Path(out), base=Path(base) if base else None, config=config, epochs=epochs,
                            lr=lr, use_labels=use_labels, max_size=max_size, limit=limit, cache_root=cache_root)
+    click.echo(json.dumps(card, indent=2))
+
+
+@train.command("lift")
+@click.argument("folder", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--model", "base", type=click.Path(file_okay=False), default=None,
+              help="Model whose backbone and Matryoshka head to keep (default: the packaged model).")
+@click.option("--class-weight", type=click.FloatRange(0, 1, max_open=True), default=LiftConfig.class_weight,
+              show_default=True, help="Weight of the class-distilled embedding beside GeM in the descriptor.")
+@click.option("--dims", type=click.IntRange(8), default=LiftConfig.dims, show_default=True,
+              help="PCA components kept: the dense embedding's width.")
+@click.option("--atoms", type=click.IntRange(2), default=LiftConfig.atoms, show_default=True,
+              help="Vocabulary size.")
+@click.option("--active", type=click.IntRange(1), default=LiftConfig.active, show_default=True,
+              help="Words per image.")
+@click.option("--seed", type=int, default=LiftConfig.seed, show_default=True, help="Seed of the lift matrix.")
+@click.option("--max-size", type=click.IntRange(32), default=224)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Fit on at most N images (evenly spread).")
+@cache_options
+@friendly
+def train_lift(folder, out, base, class_weight, dims, atoms, active, seed, max_size, limit, cache_root):
+    """Fit a lift head on FOLDER (no labels): sparse lifted words and a PCA embedding of GeM + class features."""
+    from ..tokenizer.train_lift import train_lift_model
+
+    config = LiftConfig(class_weight=class_weight, dims=dims, atoms=atoms, active=active, seed=seed)
+    card = train_lift_model(Path(folder), Path(out), base=Path(base) if base else None, config=config,
+                            max_size=max_size, limit=limit, cache_root=cache_root)
     click.echo(json.dumps(card, indent=2))

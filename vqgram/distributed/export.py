@@ -114,4 +114,4 @@ def _rows_by_encoding(handle: IndexHandle, report: ExportReport, batch: int = 25
             files.append(ImageFile(item.path, labels.get(m.id, ""), item.width, item.height, m.mtime, m.size, m.id))
         for ok, encoded, bad in tokenizer.encode_files(files, workers=0):
             report.skipped += [f"{files[i].path}: {reason}" for i, reason in bad]
-            yield from rows_from_batch(files, ok, encoded, tokenizer.kgrams) if ok else ()
+            yield from rows_from_batch(files, ok, encoded, tokenizer.vocabulary) if ok else ()

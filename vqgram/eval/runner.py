@@ -69,7 +69,7 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
 
     def keep(files, encoded):
         for row, f in enumerate(files):
-            features[f.sha] = (tokenizer.kgrams.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
+            features[f.sha] = (tokenizer.vocabulary.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
 
     build_s = 0.0
     for folder in filter(None, (dataset.root, dataset.distractor_root)):
@@ -110,7 +110,7 @@ def _query_features(dataset, plan, tokenizer, features, sha_of, cache):
     out = [None] * len(files)
     for ok, enc, bad in tokenizer.encode_files(files, cache=cache):
         for row, i in enumerate(ok):
-            out[i] = (tokenizer.kgrams.to_dict(enc.counts[row]), enc.embedding[row].numpy())
+            out[i] = (tokenizer.vocabulary.to_dict(enc.counts[row]), enc.embedding[row].numpy())
         for i, reason in bad:
             raise ValueError(f"cannot read query image {files[i].path}: {reason}")
     return out

@@ -21,7 +21,7 @@ from typing import Sequence
 from ..config import KGramConfig
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
-from ..tokenizer.model import VQGramModel
+from ..tokenizer.model import VQGramModel, embedding_sizes
 from ..tokenizer.train import cache_features, fit_vq, scan_folder
 from .runner import evaluate
 
@@ -87,6 +87,8 @@ def sweep_tokenizers(db: Path, base: Tokenizer, grid: dict[str, tuple], modes: S
                      cache_root: Path | None = None, backend: str = "tantivy", layout: str = "auto",
                      work_dir: Path | None = None, latency_queries: int = 100) -> list[dict]:
     """Rows of `modes` for every setting of `one_at_a_time`, each row carrying its setting."""
+    if base.config.model.vq is None:
+        raise ValueError("--sweep varies the k-gram words of a VQ model; this model makes lifted words (no VQ head)")
     work = Path(work_dir or tempfile.mkdtemp(prefix="vqgram-sweep-"))
     models: dict[tuple, VQGramModel] = {}
     rows = []
@@ -124,11 +126,10 @@ def sweep_dims(db: Path, tokenizer: Tokenizer, dims: Sequence[int] | None = None
                backend: str = "tantivy", layout: str = "auto", work_dir: Path | None = None,
                latency_queries: int = 100, **backend_options) -> list[dict]:
     """One `dense@D` row per nesting size D, each from its own index (Lucene: a D-dim HNSW field)."""
-    mrl = tokenizer.config.model.mrl
     if dims is None:
-        if mrl is None:
-            raise ValueError("this model has no Matryoshka head: give the dimensions to sweep")
-        dims = mrl.nesting
+        dims = embedding_sizes(tokenizer.config.model)
+        if len(dims) < 2:
+            raise ValueError("this model's embedding has no nested prefixes: give the dimensions to sweep")
     work = Path(work_dir or tempfile.mkdtemp(prefix="vqgram-sweep-"))
     cache = tokenizer.feature_cache(cache_root) if cache_root else None
     if backend != "lucene":  # one index serves every prefix

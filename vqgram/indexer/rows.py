@@ -90,14 +90,14 @@ class EncodedBy:
         return cls(from_dict(TokenizerConfig, data.pop("tokenizer")), **data)
 
 
-def rows_from_batch(files: Sequence, ok: Sequence[int], encoded, kgrams) -> list[EncodedRow]:
+def rows_from_batch(files: Sequence, ok: Sequence[int], encoded, vocabulary) -> list[EncodedRow]:
     """The folder pipeline's rows: files[i] for i in ok, with their encodings (row r of `encoded`)."""
     counts = encoded.counts.numpy()
     vectors = encoded.embedding.numpy()
     rows = []
     for r, i in enumerate(ok):
         f = files[i]
-        rows.append(EncodedRow(id=f.sha, path=f.path, words=kgrams.to_dict(counts[r]), vector=vectors[r],
+        rows.append(EncodedRow(id=f.sha, path=f.path, words=vocabulary.to_dict(counts[r]), vector=vectors[r],
                                label=f.label, width=f.width, height=f.height, mtime=f.mtime, size=f.size))
     return rows
 

@@ -123,7 +123,7 @@ class Searcher:
             encoded = self.tokenizer.encode_image(path)
         except OSError as exc:
             raise ValueError(f"cannot read query image {path}: {exc}") from None
-        return self.tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
+        return self.tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
 
     def load(self) -> None:
         """Read the model, the embeddings and the metadata now (a server's start), not on the first query."""

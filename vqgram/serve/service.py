@@ -114,7 +114,7 @@ class SearchService:
             encoded = self.tokenizer.encode_image(io.BytesIO(data))
         except DECODE_ERRORS as exc:
             raise UploadRejected(415, f"the image could not be decoded ({str(exc).splitlines()[0]})") from None
-        return self.tokenizer.kgrams.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
+        return self.tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
 
     def search_upload(self, data: bytes, k: int, options: SearchOptions) -> dict:
         start = time.perf_counter()

@@ -17,12 +17,22 @@ from ..images import ImageFile, load_resized, to_tensor
 from .device import resolve_device
 from .feature_cache import FeatureCache, default_root, feature_maps
 from .kgrams import KGramWords
+from .lift import LiftedWords
 from .model import DEFAULT_MODEL, VQGramModel, embedding_sizes, load_model, weights_sha256
+from .vocabulary import Vocabulary
 
 
 class Encoded(NamedTuple):
     counts: torch.Tensor  # (B, vocab_size) int64 word counts
     embedding: torch.Tensor  # (B, D) float32, L2-normalised
+
+
+def vocabulary_for(config: TokenizerConfig) -> Vocabulary:
+    """The words a tokenizer makes: lifted words with a lift head, else k-grams over the VQ codes."""
+    model = config.model
+    if model.lift:
+        return LiftedWords(model.lift)
+    return KGramWords(config.kgram, model.vq.heads, model.vq.codebook_size)
 
 
 class Tokenizer:
@@ -34,8 +44,7 @@ class Tokenizer:
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.config = TokenizerConfig(model=model.config, kgram=kgram, max_size=max_size)
         self.model_path, self.model_sha256 = model_path, model_sha256
-        vq = model.config.vq
-        self.kgrams = KGramWords(kgram, vq.heads, vq.codebook_size)
+        self.vocabulary = vocabulary_for(self.config)
 
     @classmethod
     def from_model(cls, path: str | Path | None = None, kgram: KGramConfig = KGramConfig(),
@@ -64,7 +73,7 @@ class Tokenizer:
     def encode_features(self, fmap: torch.Tensor) -> Encoded:
         """Backbone feature maps -> word counts and embeddings (on the CPU, whatever the device)."""
         out = self.model.from_features(fmap)
-        return Encoded(self.kgrams.count(out.codes).cpu(), out.embedding.cpu())
+        return Encoded(self.vocabulary.count(out.tokens).cpu(), out.embedding.cpu())
 
     def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int = 2,
                      cache: FeatureCache | None = None
@@ -90,5 +99,5 @@ class Tokenizer:
 
     def words(self, path: str | Path) -> dict[str, int]:
         """{word: count} of one image, heaviest first."""
-        counts = self.kgrams.to_dict(self.encode_image(path).counts[0])
+        counts = self.vocabulary.to_dict(self.encode_image(path).counts[0])
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..config import KGramConfig
+from .vocabulary import Vocabulary
 
 PAD = -1  # a cell outside the grid
 
 
-class KGramWords:
+class KGramWords(Vocabulary):
     """Turns (B, heads, H, W) integer code grids into (B, vocab_size) word counts."""
 
     def __init__(self, config: KGramConfig, heads: int, codebook_size: int):
+        super().__init__()
         self.config, self.heads, self.codebook_size = config, heads, codebook_size
         k = config.kernel
         self.depth = heads if config.kind == "2d" else k  # first word axis: head, or head offset
         self.prefix = "h" if config.kind == "2d" else "z"
         self.vocab_size = self.depth * k * k * codebook_size
         self._pattern = re.compile(rf"{self.prefix}(\d+)i(\d+)j(\d+)c(\d+)")
-        self._vocab: np.ndarray | None = None
 
     # --- counting -------------------------------------------------------------------
 
@@ -69,46 +69,16 @@ class KGramWords:
             pads += [0, max(0, k - codes.shape[1])]
         return F.pad(codes, pads, value=PAD)
 
-    # --- words <-> ids -----------------------------------------------------------------
+    # --- word strings ----------------------------------------------------------------
 
-    @property
-    def vocab(self) -> np.ndarray:
-        """All word strings, indexed by word id."""
-        if self._vocab is None:
-            k, K = self.config.kernel, self.codebook_size
-            self._vocab = np.array(
-                [
-                    f"{self.prefix}{d}i{i}j{j}c{c}"
-                    for d in range(self.depth)
-                    for i in range(k)
-                    for j in range(k)
-                    for c in range(K)
-                ]
-            )
-        return self._vocab
+    def _names(self) -> list[str]:
+        k, K = self.config.kernel, self.codebook_size
+        return [f"{self.prefix}{d}i{i}j{j}c{c}" for d in range(self.depth) for i in range(k) for j in range(k)
+                for c in range(K)]
 
-    def word(self, word_id: int) -> str:
-        return str(self.vocab[word_id])
-
-    def word_id(self, word: str) -> int:
-        """Inverse of `word`; ValueError for a string this tokenizer cannot make."""
-        m = self._pattern.fullmatch(word)
+    def _id(self, match) -> int | None:
+        d, i, j, c = map(int, match.groups())
         k = self.config.kernel
-        if not m:
-            raise ValueError(f"{word!r} is not a {self.config.kind} k-gram word like '{self.prefix}0i0j0c0'")
-        d, i, j, c = map(int, m.groups())
         if d >= self.depth or i >= k or j >= k or c >= self.codebook_size:
-            raise ValueError(f"{word!r} is out of range for this tokenizer")
+            return None
         return ((d * k + i) * k + j) * self.codebook_size + c
-
-    def to_dict(self, counts: torch.Tensor | np.ndarray) -> dict[str, int]:
-        """One image's counts -> {word: count} for the words it has."""
-        counts = np.asarray(counts)
-        nz = np.flatnonzero(counts)
-        return dict(zip(self.vocab[nz].tolist(), counts[nz].tolist()))
-
-    def to_text(self, counts: torch.Tensor | np.ndarray) -> str:
-        """One image's counts -> each word repeated by its count, space-separated."""
-        counts = np.asarray(counts)
-        nz = np.flatnonzero(counts)
-        return " ".join(np.repeat(self.vocab[nz], counts[nz]).tolist())

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, from_dict, to_dict
+from ..config import MatryoshkaConfig, ModelConfig, from_dict, to_dict
 from .backbones import create_backbone, get_spec
 from .device import autocast
+from .lift import LiftHead
 from .matryoshka import MatryoshkaHead
 from .vq import VQHead
 
@@ -26,9 +27,10 @@ from .vq import VQHead
 # Matryoshka head's per-prefix classifiers (needed for training only).
 _NOT_SAVED = ("backbone.", "mrl.classifier")
 
-# Stored in float16 (loaded back as float32): the Matryoshka projection, 5 of a model's 6.6 MB, where half
-# precision moves cosines by ~1e-4. The VQ head stays float32: a rounding there could flip a code, so a word.
-_HALF_PRECISION = ("mrl.proj.",)
+# Stored in float16 (loaded back as float32): the Matryoshka projection and the lift head's PCA basis, most
+# of a model's bytes, where half precision moves cosines by ~1e-4. The VQ head stays float32: a rounding
+# there could flip a code, so a word.
+_HALF_PRECISION = ("mrl.proj.", "lift.basis")
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 WEIGHTS_NAME = "heads.pt"
@@ -36,15 +38,17 @@ CARD_NAME = "model.json"
 
 
 class ModelOutput(NamedTuple):
-    codes: torch.Tensor  # (B, heads, H, W) int64
+    tokens: torch.Tensor  # what the vocabulary counts: (B, heads, H, W) VQ codes, or (B, atoms) lifted counts
     embedding: torch.Tensor  # (B, D) float32, L2-normalised
 
 
 class VQGramModel(nn.Module):
-    """Backbone feature map -> (VQ code grid, embedding).
+    """Backbone feature map -> (word tokens, embedding).
 
-    The embedding is the Matryoshka head's output when the model has one
-    (any prefix usable), else the pooled backbone feature; L2-normalised.
+    With a lift head both come from it (lifted word counts, PCA embedding);
+    otherwise the tokens are the VQ head's code grid and the embedding is the
+    Matryoshka head's output (any prefix usable), or the pooled backbone
+    feature without one; L2-normalised.
     """
 
     def __init__(self, config: ModelConfig):
@@ -52,8 +56,10 @@ class VQGramModel(nn.Module):
         self.config = config
         self.spec = get_spec(config.backbone)
         self.backbone = create_backbone(config.backbone, config.backbone_weights)
-        self.vq = VQHead(self.spec.channels, config.vq)
+        self.vq = VQHead(self.spec.channels, config.vq) if config.vq else None
         self.mrl = MatryoshkaHead(config.mrl) if config.mrl else None
+        self.lift = LiftHead(config.lift, self.spec.channels, config.mrl.dim if config.mrl else 0) \
+            if config.lift else None
 
     def heads_state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith(_NOT_SAVED)}
@@ -75,18 +81,23 @@ class VQGramModel(nn.Module):
 
     def from_features(self, fmap: torch.Tensor) -> ModelOutput:
         """Feature map -> codes and embedding (cheap: what a feature cache leaves to compute)."""
-        fmap = fmap.to(self.device)
-        codes = self.vq(fmap).codes
+        fmap = fmap.to(self.device).contiguous()  # one memory layout (cached maps load NCHW), one rounding
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         embedding = self.mrl(pooled) if self.mrl is not None else pooled
-        return ModelOutput(codes, F.normalize(embedding.float(), dim=-1))
+        if self.lift is not None:
+            lifted, counts = self.lift(self.lift.descriptor(fmap, embedding))
+            return ModelOutput(counts, lifted)
+        return ModelOutput(self.vq(fmap).codes, F.normalize(embedding.float(), dim=-1))
 
 
 def embedding_sizes(config: ModelConfig) -> tuple[int, ...]:
     """The widths an embedding of this model may be cut to, ascending; the last is its full width.
 
-    A Matryoshka head's nesting sizes (each prefix was trained to be an
-    embedding); without one, the pooled backbone feature, whole only."""
+    A lift head's PCA embedding: the default nesting sizes up to its width (PCA
+    prefixes keep the most variance); a Matryoshka head's nesting sizes (each
+    prefix was trained to be an embedding); else the pooled feature, whole."""
+    if config.lift:
+        return MatryoshkaConfig(dim=config.lift.dims).nesting
     return tuple(config.mrl.nesting) if config.mrl else (get_spec(config.backbone).channels,)
 
 

@@ -1,0 +1,82 @@
+"""Lifted words: a real lift head fitted on the sample photos (lite0, ImageNet weights), its words on real
+images and their edited copies, a save/load round trip, and an index made of them."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vqgram import SearchOptions, Searcher, Tokenizer, index_folder
+from vqgram.config import LiftConfig, ModelConfig
+from vqgram.eval.copies import EDITS_BY_NAME, make_copy
+from vqgram.tokenizer.lift import LiftedWords, gaussian_atoms
+from vqgram.tokenizer.train_lift import train_lift_model
+
+SMALL = LiftConfig(dims=64, atoms=4096, active=64)
+
+
+@pytest.fixture(scope="module")
+def lift_model(tmp_path_factory, photos):
+    out = tmp_path_factory.mktemp("lift") / "model"
+    card = train_lift_model(photos, out, config=SMALL, workers=0)
+    return out, card
+
+
+def test_atoms_are_seeded_standard_normal():
+    a, b = gaussian_atoms(64, 1000, 0), gaussian_atoms(64, 1000, 0)
+    assert torch.equal(a, b) and not torch.equal(a, gaussian_atoms(64, 1000, 1))
+    assert abs(a.mean().item()) < 0.02 and abs(a.std().item() - 1) < 0.02
+
+
+def test_word_strings_round_trip_and_foreign_words_fail():
+    words = LiftedWords(SMALL)
+    assert words.word(7) == "l00007" and words.word_id("l04095") == 4095
+    for bad in ("l4095", "l04096", "h0i0j0c0"):
+        with pytest.raises(ValueError):
+            words.word_id(bad)
+
+
+def test_bad_settings_are_sentences():
+    with pytest.raises(ValueError, match="active"):
+        LiftConfig(active=4096, atoms=4096)
+    with pytest.raises(ValueError, match="Matryoshka"):
+        ModelConfig(vq=None, lift=LiftConfig())
+    with pytest.raises(ValueError, match="word head"):
+        ModelConfig(vq=None)
+
+
+def test_card_reports_sparsity(lift_model):
+    _, card = lift_model
+    assert card["images"] == 36 and card["words_per_image"] == SMALL.active
+    assert 0 < card["median_word_df"] < 1 and 0 < card["variance_kept"] <= 1
+
+
+@pytest.mark.parametrize("edit", ["hflip", "jpeg10_blur", "crop60"])
+def test_an_edited_copy_keeps_more_words_than_another_photo_shares(lift_model, photos, tmp_path, edit):
+    tok = Tokenizer.from_model(lift_model[0])
+    original = sorted((photos / "church").iterdir())[0]
+    data, _ = make_copy(Image.open(original).convert("RGB"), EDITS_BY_NAME[edit], 0, "church_0")
+    (tmp_path / "copy.jpg").write_bytes(data)
+    words, copy = tok.words(original), tok.words(tmp_path / "copy.jpg")
+    assert len(words) == SMALL.active and max(words.values()) == SMALL.levels
+    others = [len(words.keys() & tok.words(p).keys()) for p in sorted((photos / "tench").iterdir())]
+    assert len(words.keys() & copy.keys()) > max(others), (edit, len(words.keys() & copy.keys()), others)
+
+
+def test_save_load_gives_the_same_words(lift_model, queries):
+    folder, _ = lift_model
+    first = Tokenizer.from_model(folder).encode_image(queries / "tench.jpg")
+    again = Tokenizer.from_model(folder).encode_image(queries / "tench.jpg")
+    assert torch.equal(first.counts, again.counts) and torch.allclose(first.embedding, again.embedding)
+    assert first.embedding.shape == (1, SMALL.dims)
+    assert np.isclose(first.embedding.norm().item(), 1.0, atol=1e-5)
+
+
+def test_an_index_of_lifted_words_finds_each_photo_first(lift_model, photos, tmp_path):
+    folder, _ = lift_model
+    tok = Tokenizer.from_model(folder)
+    index_folder(photos, tmp_path / "idx", tok, progress=False, workers=0)
+    searcher = Searcher(tmp_path / "idx", tok)
+    for path in sorted((photos / "parachute").iterdir())[:3]:
+        for mode in ("bm25", "dense"):
+            hits = searcher.search_image(path, 1, SearchOptions(mode=mode))
+            assert hits[0].path.endswith(path.name), (mode, path, hits[0])
