@@ -13,6 +13,7 @@ from vqgram.distributed.export import export_index
 from vqgram.indexer.ingest import index_encoded
 from vqgram.indexer.rowfiles import write_parquet
 from vqgram.indexer.rows import EncodedBy, rows_from_batch
+from vqgram.searcher.fusion import DEFAULT_WEIGHTS
 
 es_dsl = pytest.importorskip("elasticsearch.dsl", reason="validating needs the elasticsearch client")
 os_helpers = pytest.importorskip("opensearchpy.helpers.mapping", reason="validating needs opensearch-py")
@@ -106,7 +107,7 @@ def test_query_bodies_parse_with_the_clients_dsl():
     assert OpenSearchQ(words).to_dict() == bm25["query"]
     assert knn["knn"]["vector"]["vector"] == pytest.approx(dense["knn"]["query_vector"])
     combine = os_hybrid["search_pipeline"]["phase_results_processors"][0]["normalization-processor"]
-    assert combine["combination"]["parameters"]["weights"] == pytest.approx([0.2 / 1.2, 1 / 1.2])
+    assert combine["combination"]["parameters"]["weights"] == pytest.approx([w / sum(DEFAULT_WEIGHTS) for w in DEFAULT_WEIGHTS])
     with pytest.raises(ValueError, match="mode funnel has no cluster query"):
         query_body("opensearch", "funnel", 5, weights, vector, spec)
 

@@ -80,3 +80,13 @@ def test_an_index_of_lifted_words_finds_each_photo_first(lift_model, photos, tmp
         for mode in ("bm25", "dense"):
             hits = searcher.search_image(path, 1, SearchOptions(mode=mode))
             assert hits[0].path.endswith(path.name), (mode, path, hits[0])
+
+
+def test_k_gram_options_on_a_lift_model_are_one_line(photos, tmp_path):
+    from click.testing import CliRunner
+
+    from vqgram.cli import main
+
+    result = CliRunner().invoke(main, ["index", str(photos), "--index", str(tmp_path / "i"), "--kernel", "2"])
+    assert result.exit_code != 0 and "apply to models with a VQ head" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "i").exists()

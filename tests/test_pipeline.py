@@ -88,8 +88,8 @@ def test_rerun_is_incremental(tmp_path, photos, tokenizer, backend):
 
 def test_another_tokenizer_is_refused(indexed, tokenizer):
     folder, index, _ = indexed
-    other = Tokenizer(tokenizer.model, KGramConfig(kernel=2), 224, tokenizer.model_path, tokenizer.model_sha256)
-    with pytest.raises(ValueError, match="made by another tokenizer.*kgram"):
+    other = Tokenizer(tokenizer.model, KGramConfig(), 160, tokenizer.model_path, tokenizer.model_sha256)
+    with pytest.raises(ValueError, match="made by another tokenizer.*max_size"):
         index_folder(folder, index, other, workers=0, progress=False)
     with pytest.raises(ValueError, match="made by another tokenizer"):
         Searcher(index, tokenizer=other)

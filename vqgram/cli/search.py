@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import click
 
+from ..searcher.fusion import DEFAULT_WEIGHTS
 from .app import friendly, given, main, option_flag
 
 def parse_stages(value: str):
@@ -35,7 +36,7 @@ def parse_stages(value: str):
 @click.option("--exact", is_flag=True, help="Dense on Lucene: exact scan instead of HNSW.")
 @click.option("--fusion", type=click.Choice(["score", "rrf"]), default="score",
               help="Hybrid: min-max score fusion or reciprocal rank fusion.")
-@click.option("--weights", type=(float, float), default=(0.2, 1.0), show_default=True,
+@click.option("--weights", type=(float, float), default=DEFAULT_WEIGHTS, show_default=True,
               help="Hybrid: weights of words and dense.")
 @click.option("--depth", type=click.IntRange(1), default=100, help="Hybrid: hits per run before fusing.")
 @click.option("--stages", "stages", default="16:200", callback=lambda c, p, v: parse_stages(v),

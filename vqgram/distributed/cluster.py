@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..searcher.fusion import DEFAULT_WEIGHTS
+
 TARGETS = ("opensearch", "elasticsearch")
 SIMILARITY = "vqgram_bm25"
 
@@ -84,7 +86,7 @@ def words_query(weights: dict[str, float]) -> dict:
 
 
 def query_body(target: str, mode: str, k: int, weights: dict[str, float], vector: np.ndarray | None,
-               spec: VectorSpec, ef: int = 100, fusion_weights: tuple[float, float] = (0.2, 1.0)) -> dict:
+               spec: VectorSpec, ef: int = 100, fusion_weights: tuple[float, float] = DEFAULT_WEIGHTS) -> dict:
     """The search request body for an image query in `mode` ("bm25", "dense" or "hybrid")."""
     _check(target)
     if mode not in ("bm25", "dense", "hybrid"):

@@ -21,6 +21,12 @@ from ..indexer.backend import Hit, Ranking
 
 METHODS = ("rrf", "score")
 
+# Hybrid's default: min-max score fusion, words at half the weight of dense. Chosen over the whole
+# development suite with the lifted-word model (docs/RESULTS.md): it is within 0.001 mAP of the better
+# of words and dense on every set, where (0.2, 1) fell 0.002 below words on omniglot and equal weights
+# 0.001 below dense on copies; rank fusion fell 0.005-0.010 below dense on imagenette and dtd.
+DEFAULT_WEIGHTS = (0.5, 1.0)  # (words, dense)
+
 
 def fuse_rankings(runs: Sequence[Ranking], method: str = "rrf", weights: Sequence[float] | None = None,
                   rrf_k: int = 60) -> Ranking:

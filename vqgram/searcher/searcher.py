@@ -18,7 +18,7 @@ from ..indexer.store import check_tokenizer, open_index, tokenizer_for
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.model import embedding_sizes
 from .funnel import FunnelIndex, FunnelStage, prefix_normalize
-from .fusion import fuse, fuse_rankings
+from .fusion import DEFAULT_WEIGHTS, fuse, fuse_rankings
 from .queries import prune_by_idf, term_weights
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
@@ -37,10 +37,8 @@ class SearchOptions:
     dims: int | None = None  # dense: embedding prefix (None: the index's HNSW prefix, or all)
     ef: int | None = None  # dense on Lucene: HNSW efSearch
     exact: bool = False  # dense on Lucene: scan instead of HNSW
-    # hybrid: min-max score fusion, words at 0.2, measured best with the default model on imagenette
-    # (docs/RESULTS.md; rank fusion (rrf) at equal weights fell below dense alone there)
-    fusion: str = "score"  # "score" or "rrf"
-    weights: tuple[float, float] = (0.2, 1.0)  # (words, dense)
+    fusion: str = "score"  # "score" or "rrf" (hybrid; see fusion.DEFAULT_WEIGHTS)
+    weights: tuple[float, float] = DEFAULT_WEIGHTS  # (words, dense)
     depth: int = 100  # hybrid: hits taken from each run before fusing
     stages: tuple[FunnelStage, ...] = field(default_factory=lambda: (FunnelStage(16, 200),))  # funnel
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)

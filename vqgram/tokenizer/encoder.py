@@ -1,4 +1,4 @@
-"""The tokenizer: image batch -> (k-gram word counts, embedding).
+"""The tokenizer: image batch -> (word counts, embedding).
 
 It owns the model, the k-gram settings and the input size, and it is the one
 place that runs the network (inference mode, channels_last), so indexing,
@@ -40,6 +40,9 @@ class Tokenizer:
 
     def __init__(self, model: VQGramModel, kgram: KGramConfig = KGramConfig(), max_size: int = 224,
                  model_path: str = "", model_sha256: str = "", device: str = "cpu"):
+        if model.config.lift and kgram != KGramConfig():
+            raise ValueError("k-gram settings (--kgram, --kernel, --padding, --stride) apply to models with a VQ "
+                             "head; this model makes lifted words: drop them, or give --model a k-gram model")
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.config = TokenizerConfig(model=model.config, kgram=kgram, max_size=max_size)
