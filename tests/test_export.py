@@ -99,7 +99,7 @@ def test_query_bodies_parse_with_the_clients_dsl():
     assert dense["knn"]["k"] == 5 and dense["knn"]["num_candidates"] == 100 and len(dense["knn"]["query_vector"]) == 16
     hybrid = query_body("elasticsearch", "hybrid", 5, weights, vector, spec)
     parts = hybrid["retriever"]["linear"]["retrievers"]
-    assert [(p["weight"], p["normalizer"]) for p in parts] == [(0.2, "minmax"), (1.0, "minmax")]
+    assert [(p["weight"], p["normalizer"]) for p in parts] == [(w, "minmax") for w in DEFAULT_WEIGHTS]
     os_bm25 = query_body("opensearch", "bm25", 5, weights, vector, spec)
     assert OpenSearchQ(os_bm25["query"]).to_dict() == bm25["query"]
     os_hybrid = query_body("opensearch", "hybrid", 5, weights, vector, spec)
