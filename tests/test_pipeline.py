@@ -143,10 +143,12 @@ def test_prf_searches_with_the_query_averaged_with_its_neighbours(indexed, token
     vector = tokenizer.encode_image(sorted(folder.rglob("*.jpg"))[5]).embedding[0].numpy()
     with Searcher(index, tokenizer) as s:
         ids, matrix = s.handle.backend.vectors()
-        unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-        nearest = np.argsort(-(unit @ vector), kind="stable")[:4]
-        by_hand = vector / np.linalg.norm(vector) + unit[nearest].sum(0)
-        by_hand /= np.linalg.norm(by_hand)
+        mean = matrix.mean(0)  # dense scores are cosines around the collection's mean
+        unit = (matrix - mean) / np.linalg.norm(matrix - mean, axis=1, keepdims=True)
+        q = (vector - mean) / np.linalg.norm(vector - mean)
+        nearest = np.argsort(-(unit @ q), kind="stable")[:4]
+        by_hand = q + unit[nearest].sum(0)
+        by_hand = by_hand / np.linalg.norm(by_hand) + mean  # the raw vector whose centred direction it is
         for mode in ("dense", "hybrid", "funnel"):
             with_prf = s.search_encoded({}, vector, 8, SearchOptions(mode=mode, prf_depth=4))
             expected = s.search_encoded({}, by_hand, 8, SearchOptions(mode=mode))
@@ -154,6 +156,27 @@ def test_prf_searches_with_the_query_averaged_with_its_neighbours(indexed, token
             assert [h.score for h in with_prf] == pytest.approx([h.score for h in expected], abs=1e-5)
     with pytest.raises(ValueError, match="prf_depth=-1"):
         SearchOptions(mode="dense", prf_depth=-1)
+
+
+@pytest.mark.parametrize("centre", [True, False])
+def test_dense_scores_are_cosines_around_the_collection_mean(indexed, tokenizer, centre):
+    import numpy as np
+
+    from vqgram.searcher.searcher import SearchOptions
+
+    folder, index, _ = indexed
+    vector = tokenizer.encode_image(sorted(folder.rglob("*.jpg"))[2]).embedding[0].numpy()
+    with Searcher(index, tokenizer, centre=centre) as s:
+        ids, matrix = s.handle.backend.vectors()
+        mean = matrix.mean(0) if centre else np.zeros(matrix.shape[1], np.float32)
+        unit = (matrix - mean) / np.linalg.norm(matrix - mean, axis=1, keepdims=True)
+        cosines = unit @ ((vector - mean) / np.linalg.norm(vector - mean))
+        order = np.argsort(-cosines, kind="stable")[:5]
+        hits = s.search_encoded({}, vector, 5, SearchOptions(mode="dense"))
+        assert [h.id for h in hits] == [ids[i] for i in order]
+        assert [h.score for h in hits] == pytest.approx(cosines[order].tolist(), abs=1e-5)
+        similar = s.similar(hits[0].id, 1, SearchOptions(mode="dense"))
+        assert similar[0].id == hits[0].id and similar[0].score == pytest.approx(1.0, abs=1e-5)
 
 
 def test_vector_modes_need_an_embedding(indexed):

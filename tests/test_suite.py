@@ -41,6 +41,7 @@ def test_table_has_every_set_mode_and_baseline(suite_run):
     assert [c.strip() for c in header.strip("|").split("|")][3:] == columns
     assert [r["set"] for r in data["sets"]] == ["copies", "photos"]
     assert "| **mean** |" in table and (out / "report" / "suite.md").read_text().count("| copies |") == 1
+    assert (out / "report" / "suite.png").stat().st_size > 1000
     for row in data["sets"]:
         assert list(row["columns"]) == columns
         for cell in row["columns"].values():

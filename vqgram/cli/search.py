@@ -34,6 +34,8 @@ def parse_stages(value: str):
 @click.option("--dims", type=click.IntRange(1), default=None, help="Dense: embedding prefix (Matryoshka).")
 @click.option("--ef", type=click.IntRange(1), default=None, help="Dense on Lucene: HNSW efSearch.")
 @click.option("--exact", is_flag=True, help="Dense on Lucene: exact scan instead of HNSW.")
+@click.option("--centre/--no-centre", default=True,
+              help="Exact dense scores: cosines of embeddings minus the index's mean embedding, or raw cosines.")
 @click.option("--fusion", type=click.Choice(["score", "rrf"]), default="score",
               help="Hybrid: min-max score fusion or reciprocal rank fusion.")
 @click.option("--weights", type=(float, float), default=DEFAULT_WEIGHTS, show_default=True,
@@ -51,8 +53,8 @@ def parse_stages(value: str):
               help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
 @click.pass_context
 @friendly
-def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, fusion, weights, depth,
-           stages, prf_depth, filter_, as_json, print_query):
+def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, centre, fusion, weights,
+           depth, stages, prf_depth, filter_, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from ..searcher.searcher import OPTION_MODES, SearchOptions, Searcher, unused_options
 
@@ -61,7 +63,7 @@ def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dim
     options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
                             exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages,
                             prf_depth=prf_depth, filter=filter_)
-    with Searcher(index) as searcher:
+    with Searcher(index, centre=centre) as searcher:
         if query:
             image_only = given(ctx, ("mode", *OPTION_MODES))
             if image_only:

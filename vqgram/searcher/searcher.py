@@ -94,10 +94,18 @@ def _similarity(o: SearchOptions) -> str:
 
 
 class Searcher:
-    def __init__(self, index: str | Path, tokenizer: Tokenizer | None = None):
+    """Searches one index. centre: exact dense scores (scans, funnels, PRF, full rankings) are cosines
+    of embeddings minus the collection's mean embedding, a statistic of this index alone that stops
+    what all its images share from dominating (measured on every set of the dev suite, docs/RESULTS.md);
+    Lucene's HNSW field holds the raw vectors and ranks raw cosines."""
+
+    def __init__(self, index: str | Path, tokenizer: Tokenizer | None = None, centre: bool = True):
         self.handle = open_index(Path(index))
         self._tokenizer = tokenizer
+        self.centre = centre
         self._vectors: tuple[np.ndarray, FunnelIndex] | None = None  # (ids, index), read on first use
+        self._mean: np.ndarray | None = None  # the collection's mean embedding when centring
+        self._norms: np.ndarray | None = None  # |embedding - mean| per row, to give `similar` the raw vector
         self._masks: dict[str, np.ndarray] = {}  # filter text -> rows of _vectors passing it
         if tokenizer is not None:
             check_tokenizer(self.handle.manifest, tokenizer, self.handle.path)
@@ -138,7 +146,10 @@ class Searcher:
         rows = np.flatnonzero(ids == doc_id)
         if len(rows) == 0:
             raise KeyError(doc_id)
-        return self.search_encoded(dict(words), index.full[rows[0]], k, options)
+        vector = index.full[rows[0]]
+        if self._mean is not None:
+            vector = vector * self._norms[rows[0]] + self._mean
+        return self.search_encoded(dict(words), vector, k, options)
 
     def check_options(self, options: SearchOptions) -> None:
         """ValueError when an embedding width the mode will use is not one the index's model nests."""
@@ -264,7 +275,8 @@ class Searcher:
         q = prefix_normalize(self._query(vector))
         top, _scores = index.search_exact(q, o.prf_depth, mask=self._mask(o))
         expanded = q[0] + index.full[top[0]].sum(0)
-        return expanded / max(float(np.linalg.norm(expanded)), 1e-12)
+        expanded /= max(float(np.linalg.norm(expanded)), 1e-12)
+        return expanded if self._mean is None else expanded + self._mean  # so that _query gives `expanded`
 
     def _vector_index(self) -> tuple[np.ndarray, FunnelIndex]:
         """The index's full embeddings (ids, FunnelIndex), read once: exact scans and funnels of any prefix."""
@@ -272,12 +284,18 @@ class Searcher:
             ids, matrix = self.handle.backend.vectors()
             if not ids:
                 raise ValueError(f"index {self.handle.path} holds no embeddings")
+            if self.centre and len(ids) > 1:
+                self._mean = matrix.mean(0, dtype=np.float64).astype(np.float32)
+                matrix = np.subtract(matrix, self._mean, out=matrix if matrix.flags.writeable else None)
+                self._norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
             self._vectors = np.asarray(ids, dtype=str), FunnelIndex(matrix, prefix_dims=())
         return self._vectors
 
-    @staticmethod
-    def _query(vector) -> np.ndarray:
-        return np.asarray(vector, np.float32)[None]
+    def _query(self, vector) -> np.ndarray:
+        """A query embedding as the exact scans compare it: minus the collection's mean when centring."""
+        self._vector_index()
+        q = np.asarray(vector, np.float32)[None]
+        return q if self._mean is None else q - self._mean
 
     @staticmethod
     def _stages(o: SearchOptions, n: int) -> list[FunnelStage]:
