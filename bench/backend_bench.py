@@ -42,8 +42,8 @@ def encode_folder(tok: Tokenizer, folder: Path) -> tuple[list[ImageDoc], list[di
         for row, i in enumerate(ok):
             f = files[i]
             docs.append(ImageDoc(f.sha, f.path, f.label, f.width, f.height, f.mtime, f.size,
-                                 tok.kgrams.to_text(counts[row]), vectors[row]))
-            words.append(tok.kgrams.to_dict(counts[row]))
+                                 tok.vocabulary.to_text(counts[row]), vectors[row]))
+            words.append(tok.vocabulary.to_dict(counts[row]))
     return docs, words, time.time() - start
 
 

@@ -118,7 +118,7 @@ def main() -> None:
 
     def words_of(doc_id: str) -> dict[str, int]:
         _, nz, c = kept[doc_id][:3]
-        return dict(zip(tok.kgrams.vocab[nz].tolist(), c.tolist()))
+        return dict(zip(tok.vocabulary.vocab[nz].tolist(), c.tolist()))
 
     sampler = RssSampler()
     sampler.start()
@@ -152,7 +152,7 @@ def main() -> None:
     enc_ms, search_ms = [], []
     for q in qidx:
         t0 = time.perf_counter()
-        words = tok.kgrams.to_dict(tok.encode_image(id_to_path[ids[q]]).counts[0])
+        words = tok.vocabulary.to_dict(tok.encode_image(id_to_path[ids[q]]).counts[0])
         t1 = time.perf_counter()
         handle.backend.search_words(term_weights(words), k=10)
         t2 = time.perf_counter()
