@@ -101,9 +101,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--index", type=Path, default=None, help="index folder (default: a temp folder)")
+    ap.add_argument("--model", type=Path, default=None, help="model folder (default: the packaged model)")
     args = ap.parse_args()
 
-    tok = Tokenizer.from_model()
+    tok = Tokenizer.from_model(args.model)
     index = args.index or Path(tempfile.mkdtemp(prefix="vqgram-bench-")) / "index"
     # id -> (label, word ids, their counts, float16 embedding): a few kB an image, so the memory
     # numbers stay the pipeline's
