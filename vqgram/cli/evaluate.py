@@ -89,6 +89,7 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
 def _suite(suite_file, model, modes, baselines, baseline_model, json_out, report_dir, cache_root, settings):
     from ..eval.suite import (DEFAULT_SUITE, PREVIOUS_MODEL, column_names, load_suite, run_suite, suite_json,
                               suite_table)
+    from ..eval.suite_plot import plot_suite
 
     spec = load_suite(DEFAULT_SUITE if suite_file == "default" else Path(suite_file))  # missing data: fail first
     tok = make_tokenizer(model, *settings)
@@ -106,6 +107,4 @@ def _suite(suite_file, model, modes, baselines, baseline_model, json_out, report
         Path(report_dir).mkdir(parents=True, exist_ok=True)
         (Path(report_dir) / "suite.md").write_text(f"# vqgram suite {suite_file}\n\n{table}")
         (Path(report_dir) / "suite.json").write_text(suite_json(result))
-        from ..eval.suite_plot import plot_suite
-
         plot_suite(result.rows, column_names(result.rows), Path(report_dir) / "suite.png")

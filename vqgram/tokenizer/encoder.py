@@ -1,6 +1,6 @@
 """The tokenizer: image batch -> (word counts, embedding).
 
-It owns the model, the k-gram settings and the input size, and it is the one
+It owns the model, its vocabulary and the input size, and it is the one
 place that runs the network (inference mode, channels_last), so indexing,
 querying and evaluation all see the same words for the same image.
 """
@@ -36,7 +36,7 @@ def vocabulary_for(config: TokenizerConfig) -> Vocabulary:
 
 
 class Tokenizer:
-    """Turns images into words and embeddings with one model and one k-gram setting."""
+    """Turns images into words and embeddings with one model (and, for VQ models, one k-gram setting)."""
 
     def __init__(self, model: VQGramModel, kgram: KGramConfig = KGramConfig(), max_size: int = 224,
                  model_path: str = "", model_sha256: str = "", device: str = "cpu"):

@@ -58,8 +58,8 @@ class VQGramModel(nn.Module):
         self.backbone = create_backbone(config.backbone, config.backbone_weights)
         self.vq = VQHead(self.spec.channels, config.vq) if config.vq else None
         self.mrl = MatryoshkaHead(config.mrl) if config.mrl else None
-        self.lift = LiftHead(config.lift, self.spec.channels, config.mrl.dim if config.mrl else 0) \
-            if config.lift else None
+        class_dim = config.mrl.dim if config.mrl else 0
+        self.lift = LiftHead(config.lift, self.spec.channels, class_dim) if config.lift else None
 
     def heads_state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith(_NOT_SAVED)}
@@ -80,7 +80,7 @@ class VQGramModel(nn.Module):
         return next(self.parameters()).device
 
     def from_features(self, fmap: torch.Tensor) -> ModelOutput:
-        """Feature map -> codes and embedding (cheap: what a feature cache leaves to compute)."""
+        """Feature map -> word tokens and embedding (cheap: what a feature cache leaves to compute)."""
         fmap = fmap.to(self.device).contiguous()  # one memory layout (cached maps load NCHW), one rounding
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         embedding = self.mrl(pooled) if self.mrl is not None else pooled
