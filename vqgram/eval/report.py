@@ -232,7 +232,7 @@ def write_plots(
             ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.set(xlabel="dims", ylabel=ylabel)
             _finish(ax)
-        written.append(_save(fig, Path(folder) / name))
+        written.append(save_figure(fig, Path(folder) / name))
     if pr_curves:
         fig = Figure(figsize=(4.5, 4))
         ax = fig.add_subplot(1, 1, 1)
@@ -240,7 +240,7 @@ def write_plots(
             ax.plot(recall, precision, marker=".", label=mode)
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
         _finish(ax)
-        written.append(_save(fig, Path(folder) / "pr.png"))
+        written.append(save_figure(fig, Path(folder) / "pr.png"))
     return written
 
 
@@ -258,10 +258,12 @@ def _finish(ax: Any) -> None:
     ax.legend(fontsize=7)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Lay out a matplotlib Figure and write it to `path` (folders made as needed)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return Path(path)
 
 
 def _series(rows: Sequence[Row]) -> dict[str, list[Row]]:

@@ -5,20 +5,21 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
+from .report import save_figure
+
 
 def plot_scale(rows: Sequence[dict], out: Path) -> Path:
     """Two panels (p50 ms on log-log axes; recall@100) from `vqgram bench scale` rows; writes `out` (png/svg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # the object API: no pyplot, no global backend
 
     lines: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         lines[f"{r['backend']} {r['mode']}"].append(r)
-    fig, (cost, quality) = plt.subplots(1, 2, figsize=(14, 4.5))
+    fig = Figure(figsize=(14, 4.5))
+    cost, quality = fig.subplots(1, 2)
     for ax in (cost, quality):
-        ax.set_prop_cycle(color=plt.cm.tab20.colors)
+        ax.set_prop_cycle(color=colormaps["tab20"].colors)
     for name, pts in sorted(lines.items()):
         pts = sorted(pts, key=lambda r: r["docs"])
         n = [r["docs"] for r in pts]
@@ -30,8 +31,4 @@ def plot_scale(rows: Sequence[dict], out: Path) -> Path:
     quality.set(xscale="log", xlabel="documents", ylabel="recall@100 vs exhaustive", title="Quality", ylim=(0, 1.02))
     quality.axhline(0.95, color="grey", lw=0.8, ls=":")
     quality.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)
