@@ -26,20 +26,27 @@ from ..config import LiftConfig
 from .vocabulary import Vocabulary
 
 
+# Even, so every Box-Muller pair stays inside one chunk.
+_ATOM_CHUNK = 1 << 22
+
+
 def gaussian_atoms(rows: int, atoms: int, seed: int) -> torch.Tensor:
     """(rows, atoms) standard normal matrix, identical on every platform and numpy version.
 
     Box-Muller over PCG64's raw 64-bit stream (whose values numpy keeps stable),
     since numpy's `standard_normal` and torch's `randn` may change algorithms;
-    the matrix is rebuilt from the seed instead of shipped (128 MB as float32).
+    the matrix is rebuilt from the seed instead of shipped (256 MB as float32 at
+    the default size). Built in chunks so loading a model never holds more than
+    the matrix plus a few tens of MB of float64 scratch.
     """
     n = rows * atoms
-    raw = np.random.PCG64(seed).random_raw(n + n % 2)
-    u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53  # in (0, 1)
-    u1, u2 = u[0::2], u[1::2]
-    r = np.sqrt(-2.0 * np.log(u1))
-    z = np.empty(len(u), np.float32)
-    z[0::2], z[1::2] = r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)
+    bits = np.random.PCG64(seed)
+    z = np.empty(n + n % 2, np.float32)
+    for start in range(0, len(z), _ATOM_CHUNK):
+        raw = bits.random_raw(min(_ATOM_CHUNK, len(z) - start))
+        u = ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53  # in (0, 1)
+        r, theta = np.sqrt(-2.0 * np.log(u[0::2])), 2 * np.pi * u[1::2]
+        z[start:start + len(u):2], z[start + 1:start + len(u):2] = r * np.cos(theta), r * np.sin(theta)
     return torch.from_numpy(z[:n].reshape(rows, atoms))
 
 
