@@ -12,8 +12,9 @@ Modes:
   without Count, Lucene's TopScoreDocCollector with its 1000-hit threshold: block-max WAND);
 - words-heaviest-N: the N heaviest query words (`--max-terms N`), top 100;
 - words-prune-N: the N query words of highest weight x idf (`--prune N`), top 100;
-- dense-exact, dense-funnel: the exact scan and the Matryoshka funnel over the full
-  embeddings (numpy/torch, what both backends run; backend "numpy"), recall against exact;
+- dense-exact, dense-funnel-STAGES (backend "numpy"): the exact scan and the Matryoshka
+  funnel (one row per stage list) over the full embeddings, what both backends run;
+  the funnels' recall is against the exact scan;
 - dense-hnsw, dense-hnsw-int8 (Lucene): HNSW on the indexed prefix, recall against an
   exact scan of that prefix; int8 is built as a vectors-only index.
 """
@@ -38,6 +39,7 @@ from ..searcher.queries import prune_by_idf, term_weights
 from .synthetic import SyntheticCollection
 
 K = 100
+DEFAULT_FUNNELS = ((FunnelStage(16, 2000), FunnelStage(64, 400)),)
 COMMIT_EVERY = 100_000
 HNSW_DIMS = 256
 
@@ -79,20 +81,22 @@ class ScaleRun:
     """Builds the collections and measures the modes; `rows` collects one dict per (docs, backend, mode)."""
 
     def __init__(self, source: str | Path, work: str | Path, queries: int = 50, prune: Sequence[int] = (200, 100, 50),
-                 seed: int = 0, log: Callable[[dict], None] = print):
+                 funnels: Sequence[Sequence[FunnelStage]] = DEFAULT_FUNNELS, seed: int = 0,
+                 log: Callable[[dict], None] = print):
         real, self.made_by = load_rows(source)
         self.collection = SyntheticCollection(real, queries=queries, seed=seed)
-        self.work, self.prune, self.log = Path(work), tuple(prune), log
+        self.work, self.prune, self.funnels, self.log = Path(work), tuple(prune), tuple(funnels), log
         self.rows: list[dict] = []
 
     def run(self, docs: Sequence[int], backends: Sequence[str]) -> list[dict]:
+        """Backends "tantivy" and "lucene" build indexes; "numpy" is the exact scan and the funnels."""
         for n in docs:
-            vectors = np.empty((n, self.collection.dim), np.float32)
             for backend in backends:
-                self._backend(n, backend, vectors)
-            self._dense(n, vectors)
-            del vectors
-            gc.collect()
+                if backend == "numpy":
+                    self._dense(n)
+                else:
+                    self._backend(n, backend)
+                gc.collect()
             if "lucene" in backends:
                 self._int8(n)
         return self.rows
@@ -103,27 +107,24 @@ class ScaleRun:
         self.rows.append(row)
         self.log(row)
 
-    def _build(self, n: int, backend: str, path: Path, vectors: np.ndarray | None, words: bool = True,
-               **options) -> tuple[object, float]:
+    def _build(self, n: int, backend: str, path: Path, words: bool = True, **options) -> tuple[object, float]:
         shutil.rmtree(path, ignore_errors=True)
         handle = create_or_open(path, self.made_by, backend, **options)
         start, done = time.time(), 0
-        for docs, vecs in self.collection.batches(n):
+        for docs in self.collection.batches(n):
             if not words:
                 docs = [replace(d, words="") for d in docs]
             handle.backend.add(docs)
-            if vectors is not None:
-                vectors[done:done + len(docs)] = vecs
             done += len(docs)
             if done % COMMIT_EVERY < len(docs):
                 handle.backend.commit()
         handle.backend.commit()
         return handle, time.time() - start
 
-    def _backend(self, n: int, backend: str, vectors: np.ndarray) -> None:
+    def _backend(self, n: int, backend: str) -> None:
         path = self.work / f"{backend}-{n}"
         options = {"dense_dims": HNSW_DIMS} if backend == "lucene" else {}
-        handle, build_s = self._build(n, backend, path, vectors, **options)
+        handle, build_s = self._build(n, backend, path, **options)
         engine = handle.backend
         size = size_on_disk(path) / 2**20
         common = dict(docs=n, backend=backend, index_mib=size, bytes_per_doc=round(size * 2**20 / n), build_s=build_s)
@@ -147,41 +148,45 @@ class ScaleRun:
                 self._emit(**common, mode=f"words-prune-{keep}", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                            recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
             if backend == "lucene":
-                self._hnsw(engine, common, vectors, "dense-hnsw")
+                self._hnsw(engine, common, n, "dense-hnsw")
         finally:
             handle.close()
 
-    def _hnsw(self, engine, common: dict, vectors: np.ndarray, mode: str) -> None:
+    def _hnsw(self, engine, common: dict, n: int, mode: str) -> None:
         qs = [np.asarray(q.vector, np.float32) for q in self.collection.queries]
-        exact = FunnelIndex(vectors[:, :HNSW_DIMS], prefix_dims=())
+        exact = FunnelIndex(self.collection.vectors(n)[:, :HNSW_DIMS], prefix_dims=())
         top, _ = exact.search_exact(np.stack(qs)[:, :HNSW_DIMS], K)
         truth = [[f"s{j:08d}" for j in row] for row in top]
         found, ms = _timed(lambda q: [h.id for h in engine.search_vector(q, K)], qs)
         self._emit(**common, mode=mode, p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                    recall_at_100=_recall(found, truth, K), recall_at_10=_recall(found, truth, 10))
 
-    def _dense(self, n: int, vectors: np.ndarray) -> None:
+    def _dense(self, n: int) -> None:
         qs = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])
-        stages = [FunnelStage(16, min(n, 2000)), FunnelStage(64, min(n, 400))]
+        vectors = self.collection.vectors(n)
         start = time.time()
-        index = FunnelIndex(vectors, prefix_dims=[st.dim for st in stages])  # prefixes made here, not in a query's time
+        prefixes = sorted({st.dim for stages in self.funnels for st in stages})
+        index = FunnelIndex(vectors, prefix_dims=prefixes)  # prefixes made here, not in a query's time
         common = dict(docs=n, backend="numpy", index_mib=vectors.nbytes / 2**20,
                       bytes_per_doc=vectors.shape[1] * 4, build_s=time.time() - start)
+        del vectors
         exact, ms = _timed(lambda q: index.search_exact(q[None], K)[0][0].tolist(), qs)
         self._emit(**common, mode="dense-exact", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                    recall_at_100=1.0, recall_at_10=1.0)
-        found, ms = _timed(lambda q: index.search_funnel(q[None], K, stages)[0][0].tolist(), qs)
-        self._emit(**common, mode="dense-funnel-16:2000,64:400", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
-                   recall_at_100=_recall(found, exact, K), recall_at_10=_recall(found, exact, 10))
+        for stages in self.funnels:
+            stages = [FunnelStage(st.dim, min(n, st.shortlist)) for st in stages]
+            found, ms = _timed(lambda q: index.search_funnel(q[None], K, stages)[0][0].tolist(), qs)
+            name = ",".join(f"{st.dim}:{st.shortlist}" for st in stages)
+            self._emit(**common, mode=f"dense-funnel-{name}", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                       recall_at_100=_recall(found, exact, K), recall_at_10=_recall(found, exact, 10))
 
     def _int8(self, n: int) -> None:
         path = self.work / f"lucene-int8-{n}"
-        vectors = np.empty((n, self.collection.dim), np.float32)
-        handle, build_s = self._build(n, "lucene", path, vectors, words=False, dense_dims=HNSW_DIMS, int8=True)
+        handle, build_s = self._build(n, "lucene", path, words=False, dense_dims=HNSW_DIMS, int8=True)
         size = size_on_disk(path) / 2**20
         common = dict(docs=n, backend="lucene", index_mib=size, bytes_per_doc=round(size * 2**20 / n),
                       build_s=build_s)
         try:
-            self._hnsw(handle.backend, common, vectors, "dense-hnsw-int8")
+            self._hnsw(handle.backend, common, n, "dense-hnsw-int8")
         finally:
             handle.close()

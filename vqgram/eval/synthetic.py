@@ -43,15 +43,27 @@ class SyntheticCollection:
         self._vectors = np.stack([np.asarray(r.vector, np.float32) for r in self.bases])
         self.dim = self._vectors.shape[1]
 
-    def batches(self, n: int, batch: int = 5000, vectors: bool = True) -> Iterator[tuple[list[ImageDoc], np.ndarray]]:
-        """(documents, their (m, dim) vectors) for documents 0..n-1, `batch` at a time."""
+    def _draw(self, start: int, m: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+        """Documents start..start+m-1: their generator (to draw the words next), bases and vectors."""
+        rng = np.random.default_rng((self.seed, start))
+        base = rng.integers(len(self.bases), size=m)
+        noise = rng.normal(0.0, self.noise / np.sqrt(self.dim), size=(m, self.dim)).astype(np.float32)
+        vecs = self._vectors[base] + noise
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        return rng, base, vecs
+
+    def vectors(self, n: int, batch: int = 5000) -> np.ndarray:
+        """(n, dim) vectors of documents 0..n-1, as `batches` makes them, without their words."""
+        out = np.empty((n, self.dim), np.float32)
+        for start in range(0, n, batch):
+            out[start:start + batch] = self._draw(start, min(batch, n - start))[2]
+        return out
+
+    def batches(self, n: int, batch: int = 5000) -> Iterator[list[ImageDoc]]:
+        """Documents 0..n-1 with their words and vectors, `batch` at a time."""
         for start in range(0, n, batch):
             m = min(batch, n - start)
-            rng = np.random.default_rng((self.seed, start))
-            base = rng.integers(len(self.bases), size=m)
-            noise = rng.normal(0.0, self.noise / np.sqrt(self.dim), size=(m, self.dim)).astype(np.float32)
-            vecs = self._vectors[base] + noise
-            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            rng, base, vecs = self._draw(start, m)
             docs = []
             for r in range(m):
                 b = self.bases[base[r]]
@@ -61,6 +73,5 @@ class SyntheticCollection:
                 j = start + r
                 docs.append(ImageDoc(id=f"s{j:08d}", path=f"synthetic/{b.label}/{j:08d}", label=b.label,
                                      width=b.width, height=b.height, mtime=0.0, size=0,
-                                     words=" ".join(self.vocab[tokens].tolist()),
-                                     vector=vecs[r] if vectors else None))
-            yield docs, vecs
+                                     words=" ".join(self.vocab[tokens].tolist()), vector=vecs[r]))
+            yield docs
