@@ -11,7 +11,7 @@ each L2-normalised on its own ("prefix, then renormalise").
 
 Results are ordered by (-score, index). Exact search breaks a tie at the
 k-th place in favour of the lower index too; a funnel's intermediate
-shortlists keep whichever tied items `torch.topk` returns, which only
+shortlists keep whichever tied items `np.argpartition` returns, which only
 matters for exactly tied vectors at a shortlist's edge.
 """
 from __future__ import annotations
@@ -52,14 +52,13 @@ def prefix_normalize(x: np.ndarray | torch.Tensor, d: int | None = None, chunk: 
     return out
 
 
-def _order(scores: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _order(s: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top k of each row by (-score, id)."""
-    s, i = scores.numpy(), ids.numpy()
     order = np.lexsort((i, -s), axis=1)[:, :k]
     return np.take_along_axis(i, order, axis=1), np.take_along_axis(s, order, axis=1)
 
 
-def _gathered_scores(mat: torch.Tensor, cand: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def _gathered_scores(mat: np.ndarray, cand: np.ndarray, q: np.ndarray) -> np.ndarray:
     """(B, S): q[b] . mat[cand[b, s]].
 
     One gather + matrix-vector product per query, never more than one (S, d)
@@ -68,11 +67,20 @@ def _gathered_scores(mat: torch.Tensor, cand: torch.Tensor, q: torch.Tensor) -> 
     threads contend there; 1.7 ms with one thread), and the 10k funnel of
     `vqgram bench scale` went from 93 ms to a few ms.
     """
-    m, c, qn = mat.numpy(), cand.numpy(), q.numpy()
-    out = np.empty(c.shape, dtype=m.dtype)
-    for b in range(c.shape[0]):
-        out[b] = m[c[b]] @ qn[b]
-    return torch.from_numpy(out)
+    out = np.empty(cand.shape, dtype=mat.dtype)
+    for b in range(cand.shape[0]):
+        out[b] = mat[cand[b]] @ q[b]
+    return out
+
+
+def _shortlist(scores: np.ndarray, k: int) -> np.ndarray:
+    """Columns of the k best scores of each row, in no order.
+
+    A selection, not a sort: at 1M scores and k = 20,000, `np.argpartition`
+    took 2.4 ms where `torch.topk(sorted=False)` took 8.1 ms (one thread).
+    """
+    n = scores.shape[1]
+    return np.argpartition(scores, n - k, axis=1)[:, n - k:]
 
 
 def _topk_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -137,7 +145,7 @@ class FunnelIndex:
                 if blocked is not None:
                     sc[:, blocked] = -torch.inf
                 top = _topk_exact(sc, k)
-                i, v = _order(torch.gather(sc, 1, top), top, k)
+                i, v = _order(torch.gather(sc, 1, top).numpy(), top.numpy(), k)
                 ids.append(i)
                 scores.append(v)
         return np.concatenate(ids), np.concatenate(scores)
@@ -168,34 +176,31 @@ class FunnelIndex:
         sizes = [st.shortlist for st in stages]
         if any(a < b for a, b in zip(sizes, sizes[1:])) or sizes[-1] < k:
             raise ValueError(f"funnel shortlists {sizes} must not grow and the last must be >= k={k}")
-        allowed = None if mask is None else torch.from_numpy(np.flatnonzero(mask))
+        allowed = None if mask is None else np.flatnonzero(mask)
         n = self.n if allowed is None else len(allowed)
         k = min(k, n)
-        qs = {d: torch.from_numpy(prefix_normalize(queries, d)) for d in dims}
-        mats = {d: self._prefix(d) for d in dims}
+        qs = {d: prefix_normalize(queries, d) for d in dims}
+        first = stages[0]
+        for d in dims:
+            self.add_prefix(d)
         ids, scores = [], []
-        with torch.inference_mode():
-            for s in range(0, qs[dims[0]].shape[0], batch_size):
-                first = stages[0]
-                q = qs[first.dim][s : s + batch_size]
-                sc = q @ mats[first.dim].T
-                rows = torch.arange(self.n) if allowed is None else allowed
-                if allowed is not None:
-                    sc = sc[:, allowed]
-                if first.shortlist < n:
-                    cand = rows[torch.topk(sc, first.shortlist, dim=1, sorted=False).indices]
-                else:
-                    cand = rows.expand(q.shape[0], n)
-                for st in stages[1:]:
-                    qd = qs[st.dim][s : s + batch_size]
-                    sub = _gathered_scores(mats[st.dim], cand, qd)
-                    if st.shortlist < cand.shape[1]:
-                        cand = torch.gather(cand, 1, torch.topk(sub, st.shortlist, dim=1, sorted=False).indices)
-                qd = qs[rerank_dim][s : s + batch_size]
-                final = _gathered_scores(mats[rerank_dim], cand, qd)
-                i, v = _order(final, cand, k)
-                ids.append(i)
-                scores.append(v)
+        for s in range(0, qs[dims[0]].shape[0], batch_size):
+            q = qs[first.dim][s : s + batch_size]
+            with torch.inference_mode():
+                sc = (torch.from_numpy(q) @ self._prefix(first.dim).T).numpy()
+            if allowed is not None:
+                sc = sc[:, allowed]
+            cand = _shortlist(sc, first.shortlist) if first.shortlist < n else np.tile(np.arange(n), (len(q), 1))
+            if allowed is not None:
+                cand = allowed[cand]
+            for st in stages[1:]:
+                sub = _gathered_scores(self.prefixes[st.dim], cand, qs[st.dim][s : s + batch_size])
+                if st.shortlist < cand.shape[1]:
+                    cand = np.take_along_axis(cand, _shortlist(sub, st.shortlist), axis=1)
+            final = _gathered_scores(self.prefixes[rerank_dim], cand, qs[rerank_dim][s : s + batch_size])
+            i, v = _order(final, cand, k)
+            ids.append(i)
+            scores.append(v)
         return np.concatenate(ids), np.concatenate(scores)
 
 
