@@ -143,7 +143,7 @@ class LiftConfig:
     both parts L2-normalised (GeM keeps what tells photos apart, the class-distilled embedding what
     makes ImageNet classes cluster). dims: PCA components kept; the dense embedding is the descriptor
     in that basis (prefixes ordered by variance). Words: the centred PCA coordinates times a fixed
-    random +-1 matrix (seeded) lifted to `atoms` dimensions; the `active` strongest are the image's
+    Gaussian matrix (rebuilt from `seed`) lifted to `atoms` dimensions; the `active` strongest are the image's
     words, the strongest with term frequency `levels`, the others in proportion (at least 1).
     """
 

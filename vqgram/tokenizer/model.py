@@ -82,12 +82,20 @@ class VQGramModel(nn.Module):
     def from_features(self, fmap: torch.Tensor) -> ModelOutput:
         """Feature map -> word tokens and embedding (cheap: what a feature cache leaves to compute)."""
         fmap = fmap.to(self.device).contiguous()  # one memory layout (cached maps load NCHW), one rounding
-        pooled = self.backbone.forward_head(fmap, pre_logits=True)
-        embedding = self.mrl(pooled) if self.mrl is not None else pooled
         if self.lift is not None:
-            lifted, counts = self.lift(self.lift.descriptor(fmap, embedding))
+            lifted, counts = self.lift(self.lift_descriptor(fmap))
             return ModelOutput(counts, lifted)
-        return ModelOutput(self.vq(fmap).codes, F.normalize(embedding.float(), dim=-1))
+        return ModelOutput(self.vq(fmap).codes, F.normalize(self._class_embedding(fmap).float(), dim=-1))
+
+    def lift_descriptor(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Feature map -> the lift head's descriptor (what `fit_lift` fits and `from_features` lifts)."""
+        fmap = fmap.to(self.device).contiguous()
+        return self.lift.descriptor(fmap, self._class_embedding(fmap))
+
+    def _class_embedding(self, fmap: torch.Tensor) -> torch.Tensor:
+        """The Matryoshka head's output on the pooled feature, or the pooled feature without one."""
+        pooled = self.backbone.forward_head(fmap, pre_logits=True)
+        return self.mrl(pooled) if self.mrl is not None else pooled
 
 
 def embedding_sizes(config: ModelConfig) -> tuple[int, ...]:

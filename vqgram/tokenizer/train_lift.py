@@ -28,9 +28,7 @@ def descriptors(model: VQGramModel, files, max_size: int, cache: FeatureCache | 
     with progress_bar(total=len(files), desc="descriptors", unit="img") as bar:
         for ok, fmap, bad in feature_maps(model, files, max_size, cache=cache, workers=workers):
             if ok:
-                pooled = model.backbone.forward_head(fmap, pre_logits=True)
-                embedding = model.mrl(pooled) if model.mrl is not None else None
-                rows.append(model.lift.descriptor(fmap, embedding).double())
+                rows.append(model.lift_descriptor(fmap).double())
             bar.update(len(ok) + len(bad))
     if not rows:
         raise ValueError("no readable images to fit the lift head on")
