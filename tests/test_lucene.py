@@ -247,6 +247,36 @@ def test_full_ranking_ids_across_segments_updates_and_deletes(tmp_path, similari
     b.close()
 
 
+def test_force_merge_leaves_one_segment_and_the_same_answers(tmp_path):
+    from vqgram.indexer.lucene_index import LuceneBackend
+
+    b = LuceneBackend.create(tmp_path / "idx", dense_dims=8)
+    docs = make_docs()
+    for part in (docs[:2], docs[2:4], docs[4:]):
+        b.add(part)
+        b.commit()
+    b.delete(["c"])
+    b.commit()
+    one = LuceneBackend.create(tmp_path / "one", dense_dims=8)  # the live documents in one commit
+    one.add([d for d in docs if d.id != "c"])
+    one.commit()
+    query = {"y": 1.0, "v": 2.0, "x": 0.5}
+    words, knn = one.search_words(query, 10), one.search_vector(docs[1].vector, 4)
+    one.close()
+    assert b.segments() == 3
+    assert b.search_words(query, 10) != words  # c's deleted postings still count in the document frequencies
+    b.force_merge(1)
+    assert b.segments() == 1 and b.count() == 4
+    assert b.search_words(query, 10) == words  # same ids, float32 scores and metadata
+    assert [h.id for h in b.search_vector(docs[1].vector, 4)] == [h.id for h in knn]
+    with pytest.raises(ValueError, match="at least 1"):
+        b.force_merge(0)
+    b.close()
+    reopened = LuceneBackend.open(tmp_path / "idx")  # the merge was committed
+    assert reopened.segments() == 1 and reopened.search_words(query, 10) == words
+    reopened.close()
+
+
 def test_unknown_similarity_and_bad_weights(backend):
     be, _ = backend
     with pytest.raises(ValueError, match="not one of bm25, tfidf, jaccard"):

@@ -30,8 +30,11 @@ def _sizes(value: str) -> list[int]:
               help="Encoded rows of real images (vqgram encode FOLDER --out DIR) to derive documents from.")
 @click.option("--docs", default="10000", callback=lambda c, p, v: _sizes(v),
               help="Collection sizes, e.g. 10000,100000.")
-@click.option("--backend", "backends", multiple=True, type=click.Choice(["tantivy", "lucene", "numpy"]),
-              default=("tantivy", "lucene", "numpy"), help="Engines to build; numpy = the exact dense scan and funnels.")
+@click.option("--backend", "backends", multiple=True,
+              type=click.Choice(["tantivy", "lucene", "lucene-hnsw", "lucene-hnsw-int8", "numpy"]),
+              default=("tantivy", "lucene", "lucene-hnsw-int8", "numpy"),
+              help="Engines to build: words indexes (tantivy; lucene, with HNSW), vectors-only Lucene HNSW "
+                   "(lucene-hnsw, lucene-hnsw-int8), numpy = the exact dense scan and funnels.")
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Write the rows here.")
 @click.option("--work", type=click.Path(file_okay=False), default="runs/scale", help="Where the indexes are built.")
 @click.option("--queries", type=click.IntRange(5), default=50, help="Real images held out as queries.")
@@ -40,9 +43,11 @@ def _sizes(value: str) -> list[int]:
 @click.option("--funnel", "funnels", multiple=True, default=("16:2000,64:400",),
               callback=lambda c, p, v: [parse_stages(x) for x in v],
               help="Funnel stages DIMS:SHORTLIST[,...] for a dense-funnel row; repeat for more rows.")
+@click.option("--force-merge", type=click.IntRange(1), default=None, metavar="N",
+              help="Merge each Lucene index down to N segments before querying it (one HNSW graph per segment).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also draw p50 and recall vs N here.")
 @friendly
-def scale(source, docs, backends, json_out, work, queries, prune, funnels, plot):
+def scale(source, docs, backends, json_out, work, queries, prune, funnels, force_merge, plot):
     """One row per (docs, backend, mode): p50_ms, p99_ms, recall_at_100, index_mib, build_s."""
     from ..eval.scale import ScaleRun
 
@@ -52,7 +57,7 @@ def scale(source, docs, backends, json_out, work, queries, prune, funnels, plot)
     def log(row: dict) -> None:
         click.echo(json.dumps(row), err=True)
 
-    run = ScaleRun(source, work, queries=queries, prune=prune, funnels=funnels, log=log)
+    run = ScaleRun(source, work, queries=queries, prune=prune, funnels=funnels, force_merge=force_merge, log=log)
     rows = run.run(docs, backends)
     out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     if plot:

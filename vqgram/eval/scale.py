@@ -15,8 +15,12 @@ Modes:
 - dense-exact, dense-funnel-STAGES (backend "numpy"): the exact scan and the Matryoshka
   funnel (one row per stage list) over the full embeddings, what both backends run;
   the funnels' recall is against the exact scan;
-- dense-hnsw, dense-hnsw-int8 (Lucene): HNSW on the indexed prefix, recall against an
-  exact scan of that prefix; int8 is built as a vectors-only index.
+- dense-hnsw (backend "lucene": HNSW in the words index; "lucene-hnsw": a vectors-only
+  index) and dense-hnsw-int8 ("lucene-hnsw-int8", vectors-only): HNSW on the indexed prefix,
+  recall against an exact scan of that prefix.
+Lucene rows give the index's `segments` (a kNN query searches each segment's graph);
+`force_merge` N merges each Lucene index down to N segments before it is queried (`merge_s`);
+vectors-only indexes are queried before and after.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ K = 100
 DEFAULT_FUNNELS = ((FunnelStage(16, 2000), FunnelStage(64, 400)),)
 COMMIT_EVERY = 100_000
 HNSW_DIMS = 256
+KNN_BACKENDS = ("lucene-hnsw", "lucene-hnsw-int8")  # vectors-only Lucene indexes
 
 
 def load_rows(source: str | Path):
@@ -59,7 +64,9 @@ def load_rows(source: str | Path):
 
 
 def _timed(fn: Callable, queries: Sequence) -> tuple[list, np.ndarray]:
-    for q in queries[:3]:  # warm caches and JIT
+    """Answers and milliseconds per query, in the steady state of a running server: one untimed
+    pass first (three queries left Lucene's kNN half-compiled by the JIT: 3.6 vs 1.1 ms at 100k)."""
+    for q in queries:
         fn(q)
     out, ms = [], []
     for q in queries:
@@ -82,23 +89,25 @@ class ScaleRun:
 
     def __init__(self, source: str | Path, work: str | Path, queries: int = 50, prune: Sequence[int] = (200, 100, 50),
                  funnels: Sequence[Sequence[FunnelStage]] = DEFAULT_FUNNELS, seed: int = 0,
-                 log: Callable[[dict], None] = print):
+                 force_merge: int | None = None, log: Callable[[dict], None] = print):
         real, self.made_by = load_rows(source)
         self.collection = SyntheticCollection(real, queries=queries, seed=seed)
         self.work, self.prune, self.funnels, self.log = Path(work), tuple(prune), tuple(funnels), log
+        self.force_merge = force_merge
         self.rows: list[dict] = []
 
     def run(self, docs: Sequence[int], backends: Sequence[str]) -> list[dict]:
-        """Backends "tantivy" and "lucene" build indexes; "numpy" is the exact scan and the funnels."""
+        """Backends "tantivy" and "lucene" build words indexes; "lucene-hnsw" and "lucene-hnsw-int8"
+        vectors-only HNSW indexes (float32, int8); "numpy" is the exact scan and the funnels."""
         for n in docs:
             for backend in backends:
                 if backend == "numpy":
                     self._dense(n)
+                elif backend in KNN_BACKENDS:
+                    self._knn(n, backend)
                 else:
                     self._backend(n, backend)
                 gc.collect()
-            if "lucene" in backends:
-                self._int8(n)
         return self.rows
 
     def _emit(self, **row) -> None:
@@ -121,14 +130,26 @@ class ScaleRun:
         handle.backend.commit()
         return handle, time.time() - start
 
+    def _facts(self, n: int, backend: str, path: Path, handle, build_s: float, merge: bool = True) -> dict:
+        """The columns every row of one index shares; merges a Lucene index first when asked (and `merge`)."""
+        facts = {}
+        if backend == "lucene":
+            if self.force_merge and merge:
+                start = time.time()
+                handle.backend.force_merge(self.force_merge)
+                facts["merge_s"] = time.time() - start
+            facts["segments"] = handle.backend.segments()
+        size = size_on_disk(path) / 2**20
+        return dict(docs=n, backend=backend, index_mib=size, bytes_per_doc=round(size * 2**20 / n),
+                    build_s=build_s, **facts)
+
     def _backend(self, n: int, backend: str) -> None:
         path = self.work / f"{backend}-{n}"
         options = {"dense_dims": HNSW_DIMS} if backend == "lucene" else {}
         handle, build_s = self._build(n, backend, path, **options)
         engine = handle.backend
-        size = size_on_disk(path) / 2**20
-        common = dict(docs=n, backend=backend, index_mib=size, bytes_per_doc=round(size * 2**20 / n), build_s=build_s)
         try:
+            common = self._facts(n, backend, path, handle, build_s)
             weights = [term_weights(q.words) for q in self.collection.queries]
             full, ms = _timed(lambda w: engine.rank_words(w).ids[:K].tolist(), weights)
             self._emit(**common, mode="words-exhaustive", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
@@ -180,13 +201,14 @@ class ScaleRun:
             self._emit(**common, mode=f"dense-funnel-{name}", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                        recall_at_100=_recall(found, exact, K), recall_at_10=_recall(found, exact, 10))
 
-    def _int8(self, n: int) -> None:
-        path = self.work / f"lucene-int8-{n}"
-        handle, build_s = self._build(n, "lucene", path, words=False, dense_dims=HNSW_DIMS, int8=True)
-        size = size_on_disk(path) / 2**20
-        common = dict(docs=n, backend="lucene", index_mib=size, bytes_per_doc=round(size * 2**20 / n),
-                      build_s=build_s)
+    def _knn(self, n: int, backend: str) -> None:
+        path, int8 = self.work / f"{backend}-{n}", backend.endswith("int8")
+        handle, build_s = self._build(n, "lucene", path, words=False, dense_dims=HNSW_DIMS, int8=int8)
+        mode = "dense-hnsw-int8" if int8 else "dense-hnsw"
         try:
-            self._hnsw(handle.backend, common, n, "dense-hnsw-int8")
+            if self.force_merge:  # the graphs as built, then merged
+                self._hnsw(handle.backend, dict(self._facts(n, "lucene", path, handle, build_s, merge=False),
+                                                backend=backend), n, mode)
+            self._hnsw(handle.backend, dict(self._facts(n, "lucene", path, handle, build_s), backend=backend), n, mode)
         finally:
             handle.close()

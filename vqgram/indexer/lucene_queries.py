@@ -2,15 +2,11 @@
 query, and the user's own query syntax over `words` and the metadata fields."""
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
 import numpy as np
 
 from vqgram.indexer import jvm
-
-_PLAIN_WORD = re.compile(r"[a-z0-9_.]+")
-_QUERY_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 
 
 def java_error(e: Exception) -> str:
@@ -19,44 +15,20 @@ def java_error(e: Exception) -> str:
     return msg[0] if msg else type(e).__name__
 
 
-def query_term(word: str) -> str:
-    """A word as one term of the classic query syntax (escaped unless plainly alphanumeric)."""
-    if _PLAIN_WORD.fullmatch(word):
-        return word
-    if not word or any(c.isspace() for c in word):
-        raise ValueError(f"query word {word!r} is empty or holds whitespace; words are single tokens")
-    escaped = _QUERY_SPECIAL.sub(r"\\\1", word)
-    return f"\\{escaped}" if escaped in ("AND", "OR", "NOT") else escaped
-
-
-def boosts(weights: Iterable[float]) -> list[str]:
-    """Weights as the classic parser reads them: positional, exactly the float32 Lucene keeps.
-
-    Raises ValueError for a negative or non-finite weight (Lucene boosts are >= 0)."""
+def boosts(weights: Iterable[float]) -> list[float]:
+    """Weights as Lucene's float boosts; raises ValueError for a negative or non-finite one."""
     w = np.fromiter(weights, dtype=np.float64)
     if not (np.isfinite(w).all() and (w >= 0).all()):
         bad = w[~(np.isfinite(w) & (w >= 0))][0]
         raise ValueError(f"query weight {bad!r} must be finite and >= 0 (Lucene boosts cannot be negative)")
-    out = [repr(x) for x in w.astype(np.float32).astype(np.float64).tolist()]
-    # the grammar has no exponents: rare tiny/huge weights take the slow exact path
-    return [x if "e" not in x else np.format_float_positional(np.float32(x), unique=True, trim="0") for x in out]
+    return w.tolist()
 
 
 def words_query(weights: dict[str, float], boosted: bool = True) -> Any:
-    """The disjunction of `words` term queries, boosted by weight, as one Lucene BooleanQuery.
-
-    Parsed by Lucene's classic QueryParser from one string (one JNI call
-    instead of four per term); gives BooleanQuery(SHOULD BoostQuery(TermQuery)).
-    """
-    if boosted:
-        text = " ".join(f"{query_term(w)}^{x}" for w, x in zip(weights, boosts(weights.values())))
-    else:
-        text = " ".join(query_term(w) for w in weights)
-    parser = jvm.JQueryParser("words", jvm.JWhitespaceAnalyzer())
-    try:
-        return parser.parse(text)
-    except Exception as e:
-        raise ValueError(f"could not build a words query of {len(weights)} terms: {java_error(e)}") from e
+    """The disjunction of `words` term queries, boosted by weight, as one Lucene BooleanQuery
+    (BooleanQuery(SHOULD BoostQuery(TermQuery))), built by the Java helper in one call."""
+    terms = list(weights)
+    return jvm.JRankings.disjunction("words", terms, boosts(weights.values()) if boosted else None)
 
 
 def jaccard_query(weights: dict[str, float]) -> Any:

@@ -21,6 +21,7 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 
 _TIE_MARGIN = 16  # hits collected past k to see whether the k-th is tied
+_HIT_FIELDS = ["id", "path", "label", "width", "height"]
 
 
 def query_vector(vector: np.ndarray, need: int) -> np.ndarray:
@@ -116,44 +117,40 @@ class LuceneSnapshot:
             self._searchers[key] = s
         return s
 
-    def hit_meta(self, docid: int) -> tuple[str, str, str, int, int]:
-        """(id, path, label, width, height) of doc number `docid`, read once per snapshot."""
-        m = self._meta.get(docid)
-        if m is None:
-            d = self.reader.storedFields().document(docid)
-            m = (d.get("id"), d.get("path"), d.get("label"), int(d.get("width")), int(d.get("height")))
-            self._meta[docid] = m
-        return m
+    def hit_meta(self, docids: Iterable[int]) -> list[tuple[str, str, str, int, int]]:
+        """(id, path, label, width, height) of each doc number, read once per snapshot
+        (the ones not yet read come from the Java helper in one call)."""
+        docids = [int(d) for d in docids]
+        missing = [d for d in dict.fromkeys(docids) if d not in self._meta]
+        if missing:
+            values = jvm.JRankings.storedValues(self.reader, missing, _HIT_FIELDS)
+            n = len(_HIT_FIELDS)
+            for j, d in enumerate(missing):
+                i, path, label, w, h = values[j * n:(j + 1) * n]
+                self._meta[d] = (i, path, label, int(w), int(h))
+        return [self._meta[d] for d in docids]
 
-    def hit(self, docid: int, score: float) -> Hit:
-        i, path, label, w, h = self.hit_meta(docid)
-        return Hit(id=i, score=score, path=path, label=label, width=w, height=h)
+    def hits_of(self, docids: Iterable[int], scores: Iterable[float]) -> list[Hit]:
+        """A Hit per (doc number, score), in the given order."""
+        return [Hit(id=i, score=float(s), path=p, label=lab, width=w, height=h)
+                for (i, p, lab, w, h), s in zip(self.hit_meta(docids), scores)]
 
     def hits(self, searcher: Any, query: Any, k: int, transform: Callable[[float], float] | None = None) -> list[Hit]:
         """Top k of `query` ranked by (-score, id).
 
         Lucene's top-k collector breaks ties by doc number, and keeps its
-        MaxScore skipping only without a sort (a (score, id) Sort made 1000-term
-        queries ~3x slower); so we collect a few more than k, and only when
-        those are all tied with the k-th do we `searchAfter` the rest of the
-        tie. rank() then orders ties by id.
+        block-max WAND skipping only without a sort (a (score, id) Sort made
+        1000-term queries ~3x slower); so the Java helper collects a few more
+        than k, and reads on through a tie with the k-th only when there is
+        one. rank() then orders ties by id.
         """
         if k <= 0:
             return []
-        n = int(k) + _TIE_MARGIN
-        docs = list(searcher.search(query, n).scoreDocs)
-        if len(docs) > k:
-            cut = docs[k - 1].score
-            batch = docs
-            while len(batch) == n and batch[-1].score == cut:  # the tie may go on past n
-                batch = list(searcher.searchAfter(batch[-1], query, n).scoreDocs)
-                docs += batch
-            docs = [sd for sd in docs if sd.score >= cut]
-        hits = []
-        for sd in docs:
-            score = float(sd.score) if transform is None else transform(float(sd.score))
-            hits.append(self.hit(sd.doc, score))
-        return rank(hits, k)
+        top = jvm.JRankings.top(searcher, query, int(k), _TIE_MARGIN)
+        scores = [float(s) for s in top.scores()]
+        if transform is not None:
+            scores = [transform(s) for s in scores]
+        return rank(self.hits_of(top.docs(), scores), k)
 
     def doc_ids(self) -> np.ndarray:
         """The id of every doc number (deleted ones included), read from the `id` doc values in one call."""

@@ -94,6 +94,25 @@ def open_index(path: Path, tokenizer: Tokenizer | None = None) -> IndexHandle:
     return IndexHandle(path, backend_class(manifest.backend).open(path), manifest)
 
 
+def force_merge(path: Path, max_segments: int = 1, wait: bool = False) -> tuple[int, int]:
+    """Merge the Lucene index at `path` down to `max_segments` segments; returns (segments before, after).
+
+    A kNN query searches one HNSW graph per segment, so a grown index answers
+    faster merged. Tantivy merges segments by its own policy and tantivy-py
+    exposes no merge call: ValueError. `wait`: for another writer's lock."""
+    handle = open_index(path)
+    try:
+        if handle.manifest.backend != "lucene":
+            raise ValueError(f"index {path} uses the {handle.manifest.backend} backend; only Lucene indexes can be "
+                             "force-merged (Tantivy merges its segments by itself)")
+        handle.backend.begin_writing(wait)
+        before = handle.backend.segments()
+        handle.backend.force_merge(max_segments)
+        return before, handle.backend.segments()
+    finally:
+        handle.close()
+
+
 def create_or_open(path: Path, tokenizer: Tokenizer, backend: str = "tantivy", **backend_options) -> IndexHandle:
     """Open the index at `path` if it exists (same tokenizer required), else create it."""
     path = Path(path)
