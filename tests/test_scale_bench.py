@@ -40,9 +40,17 @@ def test_every_backend_measures_and_lucene_merges_to_one_segment(tmp_path, monke
         if r["backend"].startswith("lucene"):
             assert r["segments"] == 1
     for backend in ("lucene-hnsw", "lucene-hnsw-int8"):  # vectors-only: queried as built, then merged
-        assert ["merge_s" in r for r in out if r["backend"] == backend] == [False, True]
+        assert ["merge_s" in r for r in out if r["backend"] == backend] == [False, False, True, True]
     assert all("merge_s" in r for r in out if r["backend"] == "lucene")
-    hnsw = [r for r in out if r["mode"] == "dense-hnsw"]
-    assert all(r["recall_at_10"] == 1.0 for r in hnsw)  # 300 vectors, ef 100: float32 HNSW is exact here
+    hnsw = [r for r in out if r["mode"] in ("dense-hnsw", "dense-hnsw-filtered")]
+    assert len(hnsw) == 6 and all(r["recall_at_10"] == 1.0 for r in hnsw)  # 300 vectors, ef 100: exact here
+    # filtered to the query's label: a third of these documents (labels c0, c1, c2)
+    assert all(0.2 < r["passing"] < 0.5 for r in hnsw if r["mode"].endswith("filtered"))
     # int8 ranks by quantized scores (Lucene 9.9 does not re-score): near neighbours swap places
     assert 0.5 < next(r for r in out if r["mode"] == "dense-hnsw-int8")["recall_at_10"] < 1.0
+
+    again = ScaleRun(rows, tmp_path / "work", queries=5, prune=(10,), funnels=(funnel,), reuse=True,
+                     log=lambda row: None).run([300], ["lucene-hnsw"])  # the indexes left in work, not rebuilt
+    assert [r["build_s"] for r in again] == [None, None]
+    first = [r for r in out if r["backend"] == "lucene-hnsw"][:2]
+    assert [r["recall_at_10"] for r in again] == [r["recall_at_10"] for r in first]

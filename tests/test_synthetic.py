@@ -23,6 +23,7 @@ def test_vectors_alone_match_the_documents_whatever_the_batch():
     same = [d for batch in coll.batches(23, batch=7) for d in batch]
     assert [d.words for d in docs] == [d.words for d in same]
     np.testing.assert_array_equal(np.stack([d.vector for d in docs]), coll.vectors(23, batch=7))
+    assert coll.labels(23, batch=7).tolist() == [d.label for d in docs]
     vecs = coll.vectors(23, batch=7)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
     # each batch draws from (seed, first document): a collection of whole batches is the start of a bigger one

@@ -20,7 +20,8 @@ Modes:
   recall against an exact scan of that prefix.
 Lucene rows give the index's `segments` (a kNN query searches each segment's graph);
 `force_merge` N merges each Lucene index down to N segments before it is queried (`merge_s`);
-vectors-only indexes are queried before and after.
+vectors-only indexes are queried before and after. `reuse` queries the indexes an earlier run
+left in `work` (same rows and seed) instead of building them again (`build_s` null).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..indexer.backend import size_on_disk
+from ..indexer.filters import Match
 from ..indexer.rowfiles import iter_records, open_rows
 from ..indexer.rows import BadRow, parse_row
 from ..indexer.store import create_or_open
@@ -80,6 +82,11 @@ def _recall(found: Sequence[Sequence[str]], truth: Sequence[Sequence[str]], k: i
     return float(np.mean([len(set(f[:k]) & set(t[:k])) / max(1, min(k, len(t))) for f, t in zip(found, truth)]))
 
 
+def _ids(rows: np.ndarray) -> list[list[str]]:
+    """Synthetic document ids of row numbers."""
+    return [[f"s{j:08d}" for j in row] for row in rows]
+
+
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -89,11 +96,11 @@ class ScaleRun:
 
     def __init__(self, source: str | Path, work: str | Path, queries: int = 50, prune: Sequence[int] = (200, 100, 50),
                  funnels: Sequence[Sequence[FunnelStage]] = DEFAULT_FUNNELS, seed: int = 0,
-                 force_merge: int | None = None, log: Callable[[dict], None] = print):
+                 force_merge: int | None = None, reuse: bool = False, log: Callable[[dict], None] = print):
         real, self.made_by = load_rows(source)
         self.collection = SyntheticCollection(real, queries=queries, seed=seed)
         self.work, self.prune, self.funnels, self.log = Path(work), tuple(prune), tuple(funnels), log
-        self.force_merge = force_merge
+        self.force_merge, self.reuse = force_merge, reuse
         self.rows: list[dict] = []
 
     def run(self, docs: Sequence[int], backends: Sequence[str]) -> list[dict]:
@@ -116,7 +123,14 @@ class ScaleRun:
         self.rows.append(row)
         self.log(row)
 
-    def _build(self, n: int, backend: str, path: Path, words: bool = True, **options) -> tuple[object, float]:
+    def _build(self, n: int, backend: str, path: Path, words: bool = True, **options) -> tuple[object, float | None]:
+        """The collection of n documents indexed at `path` and its build seconds; with `reuse`, an index
+        of n documents left there by an earlier run (same rows and seed) is opened instead (None seconds)."""
+        if self.reuse and path.is_dir():
+            handle = create_or_open(path, self.made_by, backend, **options)
+            if handle.backend.count() == n:
+                return handle, None
+            handle.close()
         shutil.rmtree(path, ignore_errors=True)
         handle = create_or_open(path, self.made_by, backend, **options)
         start, done = time.time(), 0
@@ -130,7 +144,7 @@ class ScaleRun:
         handle.backend.commit()
         return handle, time.time() - start
 
-    def _facts(self, n: int, backend: str, path: Path, handle, build_s: float, merge: bool = True) -> dict:
+    def _facts(self, n: int, backend: str, path: Path, handle, build_s: float | None, merge: bool = True) -> dict:
         """The columns every row of one index shares; merges a Lucene index first when asked (and `merge`)."""
         facts = {}
         if backend == "lucene":
@@ -174,13 +188,25 @@ class ScaleRun:
             handle.close()
 
     def _hnsw(self, engine, common: dict, n: int, mode: str) -> None:
-        qs = [np.asarray(q.vector, np.float32) for q in self.collection.queries]
+        """kNN on the HNSW prefix, then the same filtered to the query's label (about a tenth of an
+        imagenette-made collection: HNSW visits only passing documents), each against an exact scan."""
+        queries = self.collection.queries
+        qs = np.stack([np.asarray(q.vector, np.float32) for q in queries])
         exact = FunnelIndex(self.collection.vectors(n)[:, :HNSW_DIMS], prefix_dims=())
-        top, _ = exact.search_exact(np.stack(qs)[:, :HNSW_DIMS], K)
-        truth = [[f"s{j:08d}" for j in row] for row in top]
-        found, ms = _timed(lambda q: [h.id for h in engine.search_vector(q, K)], qs)
-        self._emit(**common, mode=mode, p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
-                   recall_at_100=_recall(found, truth, K), recall_at_10=_recall(found, truth, 10))
+        labels = self.collection.labels(n)
+        filters = [Match("label", q.label) for q in queries]
+        truth = _ids(exact.search_exact(qs[:, :HNSW_DIMS], K)[0])
+        passing = [labels == q.label for q in queries]
+        truth_filtered = [_ids(exact.search_exact(qs[i:i + 1, :HNSW_DIMS], K, mask=m)[0])[0]
+                          for i, m in enumerate(passing)]
+        del exact
+        for name, where, reference in ((mode, [None] * len(qs), truth),
+                                       (f"{mode}-filtered", filters, truth_filtered)):
+            found, ms = _timed(lambda i: [h.id for h in engine.search_vector(qs[i], K, where=where[i])],
+                               range(len(qs)))
+            extra = {} if where[0] is None else {"passing": float(np.mean([m.mean() for m in passing]))}
+            self._emit(**common, mode=name, p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                       recall_at_100=_recall(found, reference, K), recall_at_10=_recall(found, reference, 10), **extra)
 
     def _dense(self, n: int) -> None:
         qs = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])

@@ -59,6 +59,12 @@ class SyntheticCollection:
             out[start:start + batch] = self._draw(start, min(batch, n - start))[2]
         return out
 
+    def labels(self, n: int, batch: int = 5000) -> np.ndarray:
+        """The labels of documents 0..n-1 (their bases'), as `batches` makes them."""
+        base_labels = np.array([b.label for b in self.bases])
+        return np.concatenate([base_labels[self._draw(start, min(batch, n - start))[1]]
+                               for start in range(0, n, batch)])
+
     def batches(self, n: int, batch: int = 5000) -> Iterator[list[ImageDoc]]:
         """Documents 0..n-1 with their words and vectors, `batch` at a time."""
         for start in range(0, n, batch):
