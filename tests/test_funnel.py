@@ -104,3 +104,12 @@ def test_funnel_rejects_bad_stages():
         index.search_funnel(q, k=30, stages=[FunnelStage(8, 20)])
     with pytest.raises(ValueError, match="must both be >= 1"):
         FunnelStage(0, 10)
+
+
+def test_the_default_funnel_grows_with_the_collection():
+    from vqgram.searcher.funnel import collection_stages
+
+    assert collection_stages(36) == (FunnelStage(16, 200),)  # the searcher cuts it to the 36 there are
+    assert collection_stages(9_469) == (FunnelStage(16, 200),)  # imagenette: the shortlist RESULTS.md measured
+    assert collection_stages(1_000_000) == (FunnelStage(16, 20_000),)
+    assert collection_stages(10_001) == (FunnelStage(16, 201),)  # 2 %, rounded up

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["FunnelStage", "FunnelIndex", "prefix_normalize", "exact_search", "funnel_search"]
+__all__ = ["FunnelStage", "FunnelIndex", "collection_stages", "prefix_normalize", "exact_search", "funnel_search"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,15 @@ class FunnelStage:
     def __post_init__(self) -> None:
         if self.dim < 1 or self.shortlist < 1:
             raise ValueError(f"funnel stage dim={self.dim}, shortlist={self.shortlist} must both be >= 1")
+
+
+def collection_stages(n: int) -> tuple[FunnelStage, ...]:
+    """The default funnel for n documents: one 16-d shortlist of max(200, 2 % of n), reranked at full width.
+
+    200 is what imagenette's 9,469 images measured (docs/RESULTS.md); at 1M a
+    shortlist of 200 (or 2,000) keeps too few of the near-ties the full width
+    separates (docs/SCALE.md), so the shortlist grows with the collection."""
+    return (FunnelStage(16, max(200, -(-n // 50))),)
 
 
 def prefix_normalize(x: np.ndarray | torch.Tensor, d: int | None = None, chunk: int = 65536) -> np.ndarray:

@@ -7,7 +7,7 @@ index expects.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..indexer.filters import Filter, parse_filter, rows_passing
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.model import embedding_sizes
-from .funnel import FunnelIndex, FunnelStage, prefix_normalize
+from .funnel import FunnelIndex, FunnelStage, collection_stages, prefix_normalize
 from .fusion import DEFAULT_WEIGHTS, fuse, fuse_rankings
 from .queries import prune_by_idf, term_weights
 
@@ -40,7 +40,7 @@ class SearchOptions:
     fusion: str = "score"  # "score" or "rrf" (hybrid; see fusion.DEFAULT_WEIGHTS)
     weights: tuple[float, float] = DEFAULT_WEIGHTS  # (words, dense)
     depth: int = 100  # hybrid: hits taken from each run before fusing
-    stages: tuple[FunnelStage, ...] = field(default_factory=lambda: (FunnelStage(16, 200),))  # funnel
+    stages: tuple[FunnelStage, ...] | None = None  # funnel (None: sized to the collection, collection_stages)
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
     filter: str | None = None  # every mode: only documents passing it (indexer/filters.py), e.g. 'label:cats'
 
@@ -156,7 +156,7 @@ class Searcher:
         sizes = embedding_sizes(self.handle.manifest.tokenizer.model)
         asked = [("dims", options.dims)] if options.dims is not None and options.mode in OPTION_MODES["dims"] else []
         if options.mode == "funnel":
-            asked += [("funnel stage dims", st.dim) for st in options.stages]
+            asked += [("funnel stage dims", st.dim) for st in options.stages or collection_stages(1)]
         for name, d in asked:
             if d not in sizes:
                 raise ValueError(f"{name}={d} is not an embedding width of this index's model; "
@@ -198,11 +198,10 @@ class Searcher:
             runs = [self._rank_words(words, options), self._rank_dense(vector, options.dims, options)]
             return fuse_rankings(runs, options.fusion, options.weights)
         ids, index = self._vector_index()
-        last = min(options.stages[-1].shortlist, len(ids))
-        top, scores = index.search_funnel(self._query(vector), last, self._stages(options, len(ids)),
-                                          mask=self._mask(options))
+        stages = self._stages(options, len(ids))
+        top, scores = index.search_funnel(self._query(vector), stages[-1].shortlist, stages, mask=self._mask(options))
         head = ids[top[0]]
-        tail = self._rank_dense(vector, options.stages[0].dim, options)
+        tail = self._rank_dense(vector, stages[0].dim, options)
         rest = ~np.isin(tail.ids, head)
         return Ranking(np.concatenate([head, tail.ids[rest]]), np.concatenate([scores[0], tail.scores[rest]]))
 
@@ -299,7 +298,7 @@ class Searcher:
 
     @staticmethod
     def _stages(o: SearchOptions, n: int) -> list[FunnelStage]:
-        return [FunnelStage(s.dim, min(s.shortlist, n)) for s in o.stages]
+        return [FunnelStage(s.dim, min(s.shortlist, n)) for s in o.stages or collection_stages(n)]
 
     def close(self) -> None:
         self.handle.close()
