@@ -9,7 +9,7 @@ process's peak memory so far (JVM included: Lucene runs in this process).
 Modes:
 - words-exhaustive: every query word, every matching document ranked (the reference);
 - words-topk: every query word, top 100 without exact hit counts (Tantivy's TopDocs
-  without Count, Lucene's TopScoreDocCollector with its 1000-hit threshold: block-max WAND);
+  without Count, Lucene's TopScoreDocCollector with its 1000-hit threshold: MaxScore);
 - words-heaviest-N: the N heaviest query words (`--max-terms N`), top 100;
 - words-prune-N: the N query words of highest weight x idf (`--prune N`), top 100;
 - dense-exact, dense-funnel-STAGES (backend "numpy"): the exact scan and the Matryoshka

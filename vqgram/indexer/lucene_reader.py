@@ -139,7 +139,7 @@ class LuceneSnapshot:
         """Top k of `query` ranked by (-score, id).
 
         Lucene's top-k collector breaks ties by doc number, and keeps its
-        block-max WAND skipping only without a sort (a (score, id) Sort made
+        MaxScore skipping (MaxScoreBulkScorer) only without a sort (a (score, id) Sort made
         1000-term queries ~3x slower); so the Java helper collects a few more
         than k, and reads on through a tie with the k-th only when there is
         one. rank() then orders ties by id.

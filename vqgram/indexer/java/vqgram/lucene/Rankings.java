@@ -77,7 +77,7 @@ public final class Rankings {
   /**
    * The top {@code k} of {@code query} by score, and past k every document tied
    * with the k-th (Lucene breaks ties by doc number; the caller, by id). The
-   * plain top-k search keeps block-max WAND; {@code margin} more hits show
+   * plain top-k search keeps MaxScore skipping; {@code margin} more hits show
    * whether the k-th is tied, and only then does {@code searchAfter} read on.
    */
   public static Rankings top(IndexSearcher searcher, Query query, int k, int margin) throws IOException {
