@@ -45,11 +45,13 @@ def _sizes(value: str) -> list[int]:
               help="Funnel stages DIMS:SHORTLIST[,...] for a dense-funnel row; repeat for more rows.")
 @click.option("--force-merge", type=click.IntRange(1), default=None, metavar="N",
               help="Merge each Lucene index down to N segments before querying it (one HNSW graph per segment).")
+@click.option("--ef", "efs", default=None, callback=lambda c, p, v: _sizes(v) if v else [None],
+              help="HNSW efSearch values, e.g. 100,400 (one row each; default: the searcher's, max(k, 100)).")
 @click.option("--reuse", is_flag=True,
               help="Query the indexes an earlier run left in --work (same --rows) instead of building them again.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also draw p50 and recall vs N here.")
 @friendly
-def scale(source, docs, backends, json_out, work, queries, prune, funnels, force_merge, reuse, plot):
+def scale(source, docs, backends, json_out, work, queries, prune, funnels, force_merge, efs, reuse, plot):
     """One row per (docs, backend, mode): p50_ms, p99_ms, recall_at_100, index_mib, build_s."""
     from ..eval.scale import ScaleRun
 
@@ -60,7 +62,7 @@ def scale(source, docs, backends, json_out, work, queries, prune, funnels, force
         click.echo(json.dumps(row), err=True)
 
     run = ScaleRun(source, work, queries=queries, prune=prune, funnels=funnels, force_merge=force_merge,
-                   reuse=reuse, log=log)
+                   reuse=reuse, efs=efs, log=log)
     rows = run.run(docs, backends)
     out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     if plot:

@@ -21,7 +21,8 @@ Modes:
 Lucene rows give the index's `segments` (a kNN query searches each segment's graph);
 `force_merge` N merges each Lucene index down to N segments before it is queried (`merge_s`);
 vectors-only indexes are queried before and after. `reuse` queries the indexes an earlier run
-left in `work` (same rows and seed) instead of building them again (`build_s` null).
+left in `work` (same rows and seed) instead of building them again (`build_s` null). `efs`: the
+HNSW efSearch values to measure (None: the searcher's default, max(k, 100)); mode dense-hnsw-efN.
 """
 from __future__ import annotations
 
@@ -96,11 +97,12 @@ class ScaleRun:
 
     def __init__(self, source: str | Path, work: str | Path, queries: int = 50, prune: Sequence[int] = (200, 100, 50),
                  funnels: Sequence[Sequence[FunnelStage]] = DEFAULT_FUNNELS, seed: int = 0,
-                 force_merge: int | None = None, reuse: bool = False, log: Callable[[dict], None] = print):
+                 force_merge: int | None = None, reuse: bool = False, efs: Sequence[int | None] = (None,),
+                 log: Callable[[dict], None] = print):
         real, self.made_by = load_rows(source)
         self.collection = SyntheticCollection(real, queries=queries, seed=seed)
         self.work, self.prune, self.funnels, self.log = Path(work), tuple(prune), tuple(funnels), log
-        self.force_merge, self.reuse = force_merge, reuse
+        self.force_merge, self.reuse, self.efs = force_merge, reuse, tuple(efs)
         self.rows: list[dict] = []
 
     def run(self, docs: Sequence[int], backends: Sequence[str]) -> list[dict]:
@@ -200,13 +202,16 @@ class ScaleRun:
         truth_filtered = [_ids(exact.search_exact(qs[i:i + 1, :HNSW_DIMS], K, mask=m)[0])[0]
                           for i, m in enumerate(passing)]
         del exact
-        for name, where, reference in ((mode, [None] * len(qs), truth),
-                                       (f"{mode}-filtered", filters, truth_filtered)):
-            found, ms = _timed(lambda i: [h.id for h in engine.search_vector(qs[i], K, where=where[i])],
-                               range(len(qs)))
-            extra = {} if where[0] is None else {"passing": float(np.mean([m.mean() for m in passing]))}
-            self._emit(**common, mode=name, p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
-                       recall_at_100=_recall(found, reference, K), recall_at_10=_recall(found, reference, 10), **extra)
+        for ef in self.efs:
+            plain = mode if ef is None else f"{mode}-ef{ef}"
+            for name, where, reference in ((plain, [None] * len(qs), truth),
+                                           (f"{plain}-filtered", filters, truth_filtered)):
+                found, ms = _timed(lambda i: [h.id for h in engine.search_vector(qs[i], K, ef, where[i])],
+                                   range(len(qs)))
+                extra = {} if where[0] is None else {"passing": float(np.mean([m.mean() for m in passing]))}
+                self._emit(**common, mode=name, p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                           recall_at_100=_recall(found, reference, K), recall_at_10=_recall(found, reference, 10),
+                           **extra)
 
     def _dense(self, n: int) -> None:
         qs = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])
