@@ -111,5 +111,6 @@ def test_the_default_funnel_grows_with_the_collection():
 
     assert collection_stages(36) == (FunnelStage(16, 200),)  # the searcher cuts it to the 36 there are
     assert collection_stages(9_469) == (FunnelStage(16, 200),)  # imagenette: the shortlist RESULTS.md measured
-    assert collection_stages(1_000_000) == (FunnelStage(16, 20_000),)
-    assert collection_stages(10_001) == (FunnelStage(16, 201),)  # 2 %, rounded up
+    assert collection_stages(10_000) == (FunnelStage(16, 200),)
+    assert collection_stages(1_000_000) == (FunnelStage(32, 20_000), FunnelStage(128, 4_000))  # SCALE.md measured
+    assert collection_stages(10_001) == (FunnelStage(32, 201), FunnelStage(128, 200))  # 2 % rounded up; >= 200

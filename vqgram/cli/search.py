@@ -43,7 +43,7 @@ def parse_stages(value: str):
 @click.option("--depth", type=click.IntRange(1), default=100, help="Hybrid: hits per run before fusing.")
 @click.option("--stages", "stages", default=None, callback=lambda c, p, v: v and parse_stages(v),
               help="Funnel: DIMS:SHORTLIST stages, then rerank at full width "
-                   "[default: 16:N, N = max(200, 2% of the collection)].")
+                   "[default: 16:200 up to 10k images; above, 32:(2% of them),128:(0.4%)].")
 @click.option("--prf-depth", type=click.IntRange(0), default=0,
               help="Dense, hybrid, funnel: average the query embedding with its N nearest first (0: off).")
 @click.option("--filter", "filter_", default=None,

@@ -40,7 +40,7 @@ class SearchOptions:
     fusion: str = "score"  # "score" or "rrf" (hybrid; see fusion.DEFAULT_WEIGHTS)
     weights: tuple[float, float] = DEFAULT_WEIGHTS  # (words, dense)
     depth: int = 100  # hybrid: hits taken from each run before fusing
-    stages: tuple[FunnelStage, ...] | None = None  # funnel (None: sized to the collection, collection_stages)
+    stages: tuple[FunnelStage, ...] | None = None  # funnel (None: sized to the collection: collection_stages)
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
     filter: str | None = None  # every mode: only documents passing it (indexer/filters.py), e.g. 'label:cats'
 
