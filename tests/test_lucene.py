@@ -263,10 +263,10 @@ def test_force_merge_leaves_one_segment_and_the_same_answers(tmp_path):
     query = {"y": 1.0, "v": 2.0, "x": 0.5}
     words, knn = one.search_words(query, 10), one.search_vector(docs[1].vector, 4)
     one.close()
-    assert b.segments() == 3
+    assert b.segments() == 3 and b._snapshot.largest_segment() == 2  # the biggest graph sizes the default efSearch
     assert b.search_words(query, 10) != words  # c's deleted postings still count in the document frequencies
     b.force_merge(1)
-    assert b.segments() == 1 and b.count() == 4
+    assert b.segments() == 1 and b.count() == 4 and b._snapshot.largest_segment() == 4
     assert b.search_words(query, 10) == words  # same ids, float32 scores and metadata
     assert [h.id for h in b.search_vector(docs[1].vector, 4)] == [h.id for h in knn]
     with pytest.raises(ValueError, match="at least 1"):

@@ -39,7 +39,8 @@ from vqgram.indexer.lucene_reader import BM25_B, BM25_K1, SIMILARITIES, LuceneSn
 from vqgram.indexer.lucene_settings import SETTINGS_NAME, LuceneSettings, read_settings, write_settings
 
 MAX_CLAUSES = 1 << 16  # an image query has ~2000 terms; Lucene's default is 1024
-DEFAULT_EF = 100  # HNSW efSearch, as in Anserini/pyserini
+DEFAULT_EF = 100  # HNSW efSearch, as in Anserini/pyserini, for graphs up to 250k documents
+DOCS_PER_EF = 2_500  # larger graphs: efSearch 1 per 2,500 of their documents (1M merged: 400, docs/SCALE.md)
 
 
 # Lucene's exceptions (simple class names) that mean damaged or missing index files.
@@ -346,8 +347,10 @@ class LuceneBackend:
         """Approximate nearest neighbours by cosine on the HNSW field's prefix (`ann_dims()`).
 
         ef: candidates the graph search keeps (efSearch; we ask Lucene for
-        max(k, ef) neighbours and keep k); None: max(k, 100), Anserini's
-        default. Exact scans of any prefix are the searcher's (over `vectors()`).
+        max(k, ef) neighbours and keep k); None: 100 (Anserini's default), or
+        1 per 2,500 documents of the largest segment's graph when that is more
+        (a merged 1M graph: recall@10 0.90 at 100, 0.998 at 400). Exact scans
+        of any prefix are the searcher's (over `vectors()`).
         where: the kNN query's filter (HNSW visits only passing documents).
         Raises ValueError when the index has no vectors.
         """
@@ -355,10 +358,10 @@ class LuceneBackend:
         if k <= 0:
             return []
         q = l2norm(query_vector(vector, d)[:d])
-        n = max(int(k), DEFAULT_EF if ef is None else int(ef))
+        snap = self._snapshot
+        n = max(int(k), max(DEFAULT_EF, snap.largest_segment() // DOCS_PER_EF) if ef is None else int(ef))
         query = (jvm.JKnnFloatVectorQuery("vector", q.tolist(), n) if where is None else
                  jvm.JKnnFloatVectorQuery("vector", q.tolist(), n, filter_query(where)))
-        snap = self._snapshot
         # Lucene's DOT_PRODUCT score is (1 + dot) / 2; report the cosine.
         return snap.hits(snap.searcher(), query, k, transform=lambda s: 2.0 * s - 1.0)
 

@@ -44,6 +44,7 @@ class LuceneSnapshot:
         self._doc_ids: np.ndarray | None = None  # doc number -> id
         self._docids: dict[str, int] | None = None  # id -> doc number of documents with an embedding
         self._table: DocTable | None = None
+        self._largest: int | None = None
 
     @classmethod
     def open(cls, directory: Any) -> "LuceneSnapshot":
@@ -62,6 +63,12 @@ class LuceneSnapshot:
     def count(self) -> int:
         """Number of live documents."""
         return int(self.reader.numDocs())
+
+    def largest_segment(self) -> int:
+        """Documents (deleted included) in the largest segment: the size of the biggest HNSW graph."""
+        if self._largest is None:
+            self._largest = max((leaf.reader().maxDoc() for leaf in self.reader.leaves().toArray()), default=0)
+        return self._largest
 
     def live_docs(self) -> Iterable[int]:
         """Doc numbers of the live (not deleted) documents, ascending."""
