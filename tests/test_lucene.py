@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -275,6 +276,21 @@ def test_force_merge_leaves_one_segment_and_the_same_answers(tmp_path):
     reopened = LuceneBackend.open(tmp_path / "idx")  # the merge was committed
     assert reopened.segments() == 1 and reopened.search_words(query, 10) == words
     reopened.close()
+
+
+def test_forcemerge_command_on_a_real_index(tmp_path, photo_index):
+    # here, not in test_cli.py: with the JVM started there, test_distributed.py's Ray run later crashed the
+    # pytest process (SIGSEGV); the JVM first starts after it otherwise
+    from click.testing import CliRunner
+
+    from vqgram.cli import main
+
+    index = tmp_path / "lucene"
+    shutil.copytree(photo_index("lucene"), index)
+    result = CliRunner().invoke(main, ["forcemerge", str(index)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("segments -> 1")
+    assert CliRunner().invoke(main, ["search", str(index), "--query", "label:parachute", "-k", "3"]).exit_code == 0
 
 
 def test_unknown_similarity_and_bad_weights(backend):
