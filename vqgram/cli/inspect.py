@@ -45,6 +45,8 @@ def info(index, as_json):
     try:
         facts = {"path": str(handle.path), "backend": handle.manifest.backend, "documents": handle.backend.count(),
                  "bytes": size_on_disk(handle.path), "manifest": asdict(handle.manifest)}
+        if handle.manifest.backend == "lucene":  # one HNSW graph each: `vqgram forcemerge` merges them
+            facts["segments"] = handle.backend.segments()
     finally:
         handle.close()
     if as_json:
@@ -52,4 +54,6 @@ def info(index, as_json):
         return
     click.echo(f"index      {facts['path']}\nbackend    {facts['backend']}\ndocuments  {facts['documents']}\n"
                f"size       {facts['bytes'] / 1e6:.1f} MB")
+    if "segments" in facts:
+        click.echo(f"segments   {facts['segments']}")
     click.echo("tokenizer  " + json.dumps(facts["manifest"], indent=2).replace("\n", "\n           "))
