@@ -43,7 +43,7 @@ from ..indexer.rows import BadRow, parse_row
 from ..indexer.store import create_or_open
 from ..searcher.funnel import FunnelIndex, FunnelStage
 from ..searcher.queries import prune_by_idf, term_weights
-from .synthetic import SyntheticCollection
+from .synthetic import SyntheticCollection, doc_id
 
 K = 100
 DEFAULT_FUNNELS = ((FunnelStage(16, 2000), FunnelStage(64, 400)),)
@@ -85,7 +85,7 @@ def _recall(found: Sequence[Sequence[str]], truth: Sequence[Sequence[str]], k: i
 
 def _ids(rows: np.ndarray) -> list[list[str]]:
     """Synthetic document ids of row numbers."""
-    return [[f"s{j:08d}" for j in row] for row in rows]
+    return [[doc_id(j) for j in row] for row in rows]
 
 
 def _peak_mib() -> float:
@@ -104,6 +104,7 @@ class ScaleRun:
         self.work, self.prune, self.funnels, self.log = Path(work), tuple(prune), tuple(funnels), log
         self.force_merge, self.reuse, self.efs = force_merge, reuse, tuple(efs)
         self.rows: list[dict] = []
+        self._knn_truths: dict[int, tuple[list, list, float]] = {}
 
     def run(self, docs: Sequence[int], backends: Sequence[str]) -> list[dict]:
         """Backends "tantivy" and "lucene" build words indexes; "lucene-hnsw" and "lucene-hnsw-int8"
@@ -146,18 +147,21 @@ class ScaleRun:
         handle.backend.commit()
         return handle, time.time() - start
 
-    def _facts(self, n: int, backend: str, path: Path, handle, build_s: float | None, merge: bool = True) -> dict:
-        """The columns every row of one index shares; merges a Lucene index first when asked (and `merge`)."""
-        facts = {}
-        if backend == "lucene":
-            if self.force_merge and merge:
-                start = time.time()
-                handle.backend.force_merge(self.force_merge)
-                facts["merge_s"] = time.time() - start
-            facts["segments"] = handle.backend.segments()
+    def _merge(self, handle) -> dict:
+        """Merge a Lucene index to `force_merge` segments when asked: {"merge_s": seconds}, else {}."""
+        if not self.force_merge:
+            return {}
+        start = time.time()
+        handle.backend.force_merge(self.force_merge)
+        return {"merge_s": time.time() - start}
+
+    def _facts(self, n: int, backend: str, path: Path, handle, build_s: float | None, **extra) -> dict:
+        """The columns every row of one index shares (a Lucene index's: with its segment count)."""
+        if backend.startswith("lucene"):
+            extra["segments"] = handle.backend.segments()
         size = size_on_disk(path) / 2**20
         return dict(docs=n, backend=backend, index_mib=size, bytes_per_doc=round(size * 2**20 / n),
-                    build_s=build_s, **facts)
+                    build_s=build_s, **extra)
 
     def _backend(self, n: int, backend: str) -> None:
         path = self.work / f"{backend}-{n}"
@@ -165,7 +169,8 @@ class ScaleRun:
         handle, build_s = self._build(n, backend, path, **options)
         engine = handle.backend
         try:
-            common = self._facts(n, backend, path, handle, build_s)
+            merged = self._merge(handle) if backend == "lucene" else {}
+            common = self._facts(n, backend, path, handle, build_s, **merged)
             weights = [term_weights(q.words) for q in self.collection.queries]
             full, ms = _timed(lambda w: engine.rank_words(w).ids[:K].tolist(), weights)
             self._emit(**common, mode="words-exhaustive", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
@@ -189,26 +194,34 @@ class ScaleRun:
         finally:
             handle.close()
 
+    def _knn_truth(self, n: int) -> tuple[list, list, float]:
+        """Per query on the HNSW prefix: the exact top K, the exact top K among its label's documents,
+        and the fraction passing that filter; made once per collection size for every HNSW row."""
+        if n not in self._knn_truths:
+            queries = self.collection.queries
+            qs = np.stack([np.asarray(q.vector, np.float32) for q in queries])[:, :HNSW_DIMS]
+            exact = FunnelIndex(self.collection.vectors(n)[:, :HNSW_DIMS], prefix_dims=())
+            labels = self.collection.labels(n)
+            passing = [labels == q.label for q in queries]
+            filtered = [_ids(exact.search_exact(qs[i:i + 1], K, mask=m)[0])[0] for i, m in enumerate(passing)]
+            self._knn_truths[n] = (_ids(exact.search_exact(qs, K)[0]), filtered,
+                                   float(np.mean([m.mean() for m in passing])))
+        return self._knn_truths[n]
+
     def _hnsw(self, engine, common: dict, n: int, mode: str) -> None:
         """kNN on the HNSW prefix, then the same filtered to the query's label (about a tenth of an
         imagenette-made collection: HNSW visits only passing documents), each against an exact scan."""
         queries = self.collection.queries
         qs = np.stack([np.asarray(q.vector, np.float32) for q in queries])
-        exact = FunnelIndex(self.collection.vectors(n)[:, :HNSW_DIMS], prefix_dims=())
-        labels = self.collection.labels(n)
         filters = [Match("label", q.label) for q in queries]
-        truth = _ids(exact.search_exact(qs[:, :HNSW_DIMS], K)[0])
-        passing = [labels == q.label for q in queries]
-        truth_filtered = [_ids(exact.search_exact(qs[i:i + 1, :HNSW_DIMS], K, mask=m)[0])[0]
-                          for i, m in enumerate(passing)]
-        del exact
+        truth, truth_filtered, passing = self._knn_truth(n)
         for ef in self.efs:
             plain = mode if ef is None else f"{mode}-ef{ef}"
             for name, where, reference in ((plain, [None] * len(qs), truth),
                                            (f"{plain}-filtered", filters, truth_filtered)):
                 found, ms = _timed(lambda i: [h.id for h in engine.search_vector(qs[i], K, ef, where[i])],
                                    range(len(qs)))
-                extra = {} if where[0] is None else {"passing": float(np.mean([m.mean() for m in passing]))}
+                extra = {} if where[0] is None else {"passing": passing}
                 self._emit(**common, mode=name, p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                            recall_at_100=_recall(found, reference, K), recall_at_10=_recall(found, reference, 10),
                            **extra)
@@ -238,8 +251,8 @@ class ScaleRun:
         mode = "dense-hnsw-int8" if int8 else "dense-hnsw"
         try:
             if self.force_merge:  # the graphs as built, then merged
-                self._hnsw(handle.backend, dict(self._facts(n, "lucene", path, handle, build_s, merge=False),
-                                                backend=backend), n, mode)
-            self._hnsw(handle.backend, dict(self._facts(n, "lucene", path, handle, build_s), backend=backend), n, mode)
+                self._hnsw(handle.backend, self._facts(n, backend, path, handle, build_s), n, mode)
+            merged = self._merge(handle)
+            self._hnsw(handle.backend, self._facts(n, backend, path, handle, build_s, **merged), n, mode)
         finally:
             handle.close()

@@ -24,6 +24,11 @@ from ..indexer.backend import ImageDoc
 from ..indexer.rows import EncodedRow
 
 
+def doc_id(j: int) -> str:
+    """The id of synthetic document j."""
+    return f"s{j:08d}"
+
+
 class SyntheticCollection:
     def __init__(self, rows: Sequence[EncodedRow], *, queries: int = 50, redraw: float = 0.25, noise: float = 0.5,
                  seed: int = 0):
@@ -77,7 +82,7 @@ class SyntheticCollection:
                 redrawn = rng.random(len(tokens)) < self.redraw
                 tokens[redrawn] = self._pool[rng.integers(len(self._pool), size=int(redrawn.sum()))]
                 j = start + r
-                docs.append(ImageDoc(id=f"s{j:08d}", path=f"synthetic/{b.label}/{j:08d}", label=b.label,
+                docs.append(ImageDoc(id=doc_id(j), path=f"synthetic/{b.label}/{j:08d}", label=b.label,
                                      width=b.width, height=b.height, mtime=0.0, size=0,
                                      words=" ".join(self.vocab[tokens].tolist()), vector=vecs[r]))
             yield docs
