@@ -99,7 +99,6 @@ def test_search_defaults_are_the_search_options_defaults() -> None:
     assert defaults["depth"] == SearchOptions.depth and defaults["k1"] == SearchOptions.k1
 
 
-
 def test_forcemerge_refuses_a_tantivy_index(tmp_path, photo_index):
     tantivy = tmp_path / "tantivy"
     shutil.copytree(photo_index("tantivy"), tantivy)
