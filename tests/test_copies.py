@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vqgram.cli import main
-from vqgram.eval.copies import EDITS, EDITS_BY_NAME, make_copies, make_copy
+from vqgram.copies import EDITS, EDITS_BY_NAME, make_copies, make_copy
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from PIL import Image
 pytest.importorskip("cv2", reason="the SIFT baseline needs opencv-python-headless")
 pytest.importorskip("faiss", reason="the SIFT baseline needs faiss-cpu")
 
-from vqgram.eval.copies import EDITS_BY_NAME, make_copy  # noqa: E402
+from vqgram.copies import EDITS_BY_NAME, make_copy  # noqa: E402
 from vqgram.eval.sift import SiftBoW, SiftConfig, sift_scores  # noqa: E402
 
 

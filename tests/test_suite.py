@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from vqgram.cli import main
-from vqgram.eval.copies import make_copies
+from vqgram.copies import make_copies
 from vqgram.tokenizer.model import DEFAULT_MODEL
 
 MODES = ("bm25", "dense", "hybrid")

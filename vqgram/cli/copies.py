@@ -18,7 +18,7 @@ def make_copies_(sources, out, originals, seed):
     """Draw ORIGINALS images from SOURCES (folders, searched recursively) and write OUT/queries/<orig>/<orig>.jpg
     and OUT/db/<orig>/<edit>.jpg, one copy per edit; OUT/copies.json lists the edits and their parameters.
     Evaluate with `vqgram eval OUT/db --queries OUT/queries` or as a suite set with distractors."""
-    from ..eval.copies import make_copies
+    from ..copies import make_copies
 
     manifest = make_copies([Path(s) for s in sources], Path(out), originals=originals, seed=seed)
     done = len(manifest["originals"])

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from ..images import DECODE_ERRORS, walk_images
+from .images import DECODE_ERRORS, walk_images
 
 MANIFEST = "copies.json"
 QUALITY = 90  # JPEG quality of every written image but the `jpeg10_blur` copy
