@@ -1,5 +1,7 @@
 """Lifted words: a real lift head fitted on the sample photos (lite0, ImageNet weights), its words on real
 images and their edited copies, a save/load round trip, and an index made of them."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,18 +9,28 @@ from PIL import Image
 
 from vqgram import SearchOptions, Searcher, Tokenizer, index_folder
 from vqgram.config import LiftConfig, ModelConfig
-from vqgram.eval.copies import EDITS_BY_NAME, make_copy
+from vqgram.copies import EDITS_BY_NAME, make_copy
 from vqgram.tokenizer.lift import LiftedWords, gaussian_atoms
-from vqgram.tokenizer.train_lift import train_lift_model
+from vqgram.tokenizer.train_lift import pair_whitener, train_lift_model
 
 SMALL = LiftConfig(dims=64, atoms=4096, active=64)
+WHITENED = replace(SMALL, whiten_pairs=6)
 
 
-@pytest.fixture(scope="module")
-def lift_model(tmp_path_factory, photos):
+@pytest.fixture(scope="module", params=[SMALL, WHITENED], ids=["pca", "whitened"])
+def lift_model(tmp_path_factory, photos, request):
     out = tmp_path_factory.mktemp("lift") / "model"
-    card = train_lift_model(photos, out, config=SMALL, workers=0)
+    card = train_lift_model(photos, out, config=request.param, workers=0)
     return out, card
+
+
+@pytest.mark.parametrize("shrink", [0.0, 0.3])
+def test_pair_whitener_whitens_the_shrunk_second_moment(shrink):
+    diff = torch.randn(500, 8, dtype=torch.float64) * torch.arange(1, 9, dtype=torch.float64)
+    c = diff.T @ diff / len(diff)
+    c = (1 - shrink) * c + shrink * c.trace() / 8 * torch.eye(8, dtype=torch.float64)
+    w = pair_whitener(diff, shrink)
+    assert torch.allclose(w, w.T) and torch.allclose(w @ c @ w, torch.eye(8, dtype=torch.float64), atol=1e-10)
 
 
 def test_atoms_are_seeded_standard_normal():
@@ -48,6 +60,7 @@ def test_card_reports_sparsity(lift_model):
     _, card = lift_model
     assert card["images"] == 36 and card["words_per_image"] == SMALL.active
     assert 0 < card["median_word_df"] < 1 and 0 < card["variance_kept"] <= 1
+    assert ("whitened" in card["recipe"]) == (card["config"]["whiten_pairs"] > 0)
 
 
 @pytest.mark.parametrize("edit", ["hflip", "jpeg10_blur", "crop60"])
@@ -90,3 +103,21 @@ def test_k_gram_options_on_a_lift_model_are_one_line(photos, tmp_path):
     result = CliRunner().invoke(main, ["index", str(photos), "--index", str(tmp_path / "i"), "--kernel", "2"])
     assert result.exit_code != 0 and "apply to models with a VQ head" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "i").exists()
+
+
+def test_descriptors_come_in_the_order_of_the_files(lift_model, photos, tmp_path):
+    """A cached image is yielded before the others; the descriptors must still follow the file list,
+    or the whitening would pair an original with another image's copy."""
+    from vqgram.tokenizer.feature_cache import FeatureCache
+    from vqgram.tokenizer.model import load_model
+    from vqgram.tokenizer.train import scan_folder
+    from vqgram.tokenizer.train_lift import descriptors
+
+    model = load_model(lift_model[0])
+    files = scan_folder(photos)[:3]
+    cache = FeatureCache(tmp_path, model.config, 224)
+    last = descriptors(model, files[2:], 224, cache, workers=0)
+    together = descriptors(model, files, 224, cache, workers=0)
+    alone = torch.cat([descriptors(model, [f], 224, workers=0) for f in files[:2]] + [last])
+    assert torch.allclose(together, alone, atol=2e-3), (together - alone).abs().max()
+    assert not torch.allclose(together[0], together[2], atol=2e-3)

@@ -141,8 +141,12 @@ class LiftConfig:
 
     descriptor: [sqrt(1 - class_weight^2) * GeM_p(feature map) ; class_weight * Matryoshka embedding],
     both parts L2-normalised (GeM keeps what tells photos apart, the class-distilled embedding what
-    makes ImageNet classes cluster). dims: PCA components kept; the dense embedding is the descriptor
-    in that basis (prefixes ordered by variance). Words: the centred PCA coordinates times a fixed
+    makes ImageNet classes cluster). whiten_pairs: when > 0, the GeM block is first whitened by the
+    covariance of (original - edited copy) differences of that many originals of the training folder
+    (ten `copies.EDITS` each, seeded by `seed + 1`; learned whitening, Radenović et al. TPAMI 2019),
+    shrunk by `whiten_shrink` toward its mean eigenvalue: directions that edits move are damped, the
+    class block is left alone. dims: PCA components kept (in the whitened space); the dense embedding
+    is the descriptor in that basis (prefixes ordered by variance). Words: the centred PCA coordinates times a fixed
     Gaussian matrix (rebuilt from `seed`) lifted to `atoms` dimensions; the `active` strongest are the image's
     words, the strongest with term frequency `levels`, the others in proportion (at least 1).
     """
@@ -154,8 +158,13 @@ class LiftConfig:
     active: int = 384
     levels: int = 10
     seed: int = 0
+    whiten_pairs: int = 0
+    whiten_shrink: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.whiten_pairs < 0 or not 0 <= self.whiten_shrink <= 1:
+            raise ValueError(f"whiten_pairs={self.whiten_pairs} must be >= 0 and whiten_shrink="
+                             f"{self.whiten_shrink} in [0, 1]")
         if not 0 <= self.class_weight < 1:
             raise ValueError(f"class_weight={self.class_weight} must be in [0, 1)")
         if self.gem_p < 1 or self.dims < 1 or self.levels < 1:

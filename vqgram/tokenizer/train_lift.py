@@ -2,11 +2,16 @@
 
 The new model keeps the base model's backbone and Matryoshka head (its
 class-distilled embedding is part of the descriptor) and drops its VQ head:
-its words are the lifted ones. Fitting is one pass of the frozen backbone
-(or the feature cache) and one eigendecomposition: seconds once cached.
+its words are the lifted ones. With `whiten_pairs`, edited copies of some of
+the folder's images are made in a temporary folder first, and the GeM block
+is whitened against what the edits change (learned whitening) before the PCA,
+so that an image and its copy land closer than two different images. Fitting
+is one pass of the frozen backbone (or the feature cache) and two
+eigendecompositions: seconds once cached.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +19,8 @@ from pathlib import Path
 import torch
 
 from ..config import LiftConfig, to_dict
+from ..copies import EDITS, make_copies
+from ..images import ImageFile, probe
 from ..progress import progress_bar
 from .feature_cache import FeatureCache, feature_maps
 from .model import DEFAULT_MODEL, VQGramModel, load_model, read_card, save_model
@@ -23,27 +30,67 @@ from .train import scan_folder
 @torch.inference_mode()
 def descriptors(model: VQGramModel, files, max_size: int, cache: FeatureCache | None = None,
                 workers: int = 2) -> torch.Tensor:
-    """(N, in_dim) float64 lift descriptors of the readable `files`."""
-    rows = []
+    """(N, in_dim) float64 lift descriptors of the readable `files`, in the order of `files`
+    (`feature_maps` yields cache hits first and groups images by shape)."""
+    rows, order = [], []
     with progress_bar(total=len(files), desc="descriptors", unit="img") as bar:
         for ok, fmap, bad in feature_maps(model, files, max_size, cache=cache, workers=workers):
             if ok:
                 rows.append(model.lift_descriptor(fmap).double())
+                order += ok
             bar.update(len(ok) + len(bad))
     if not rows:
         raise ValueError("no readable images to fit the lift head on")
-    return torch.cat(rows)
+    return torch.cat(rows)[torch.tensor(order).argsort()]
+
+
+def pair_differences(model: VQGramModel, folder: Path, max_size: int, cache: FeatureCache | None = None,
+                     workers: int = 2) -> torch.Tensor:
+    """(originals x edits, in_dim) descriptor of each original minus that of each of its edited copies.
+
+    The originals are `whiten_pairs` seeded picks of `folder`, edited by every
+    `copies.EDITS` into a temporary folder (seed `seed + 1`)."""
+    config = model.lift.config
+    with tempfile.TemporaryDirectory(prefix="vqgram-pairs-") as tmp:
+        manifest = make_copies([Path(folder)], Path(tmp), originals=config.whiten_pairs, seed=config.seed + 1)
+        originals = manifest["originals"]
+        paths = [Path(tmp, "queries", o["name"], f"{o['name']}.jpg") for o in originals]
+        paths += [Path(tmp, "db", o["name"], f"{edit}.jpg") for o in originals for edit in o["copies"]]
+        files = [probe(p, Path(tmp)) for p in paths]
+        if not all(isinstance(f, ImageFile) for f in files):
+            raise ValueError(f"an edited copy in {tmp} did not open; cannot fit the whitening")
+        x = descriptors(model, files, max_size, cache, workers)
+    if len(x) != len(files):
+        raise ValueError(f"{len(files) - len(x)} edited copies in {tmp} did not decode; cannot fit the whitening")
+    n = len(originals)
+    edits = torch.tensor([len(o["copies"]) for o in originals])
+    return x[:n].repeat_interleave(edits, dim=0) - x[n:]
+
+
+def pair_whitener(diff: torch.Tensor, shrink: float) -> torch.Tensor:
+    """Symmetric W with W C W = I, C the second moment of `diff`'s rows shrunk toward its mean eigenvalue."""
+    c = diff.T @ diff / len(diff)
+    c = (1 - shrink) * c + shrink * c.trace() / len(c) * torch.eye(len(c), dtype=c.dtype)
+    val, vec = torch.linalg.eigh(c)
+    return vec @ torch.diag(val.clamp(min=1e-12).rsqrt()) @ vec.T
 
 
 @torch.inference_mode()
-def fit_lift(model: VQGramModel, x: torch.Tensor) -> dict:
-    """Set model.lift's mean and PCA basis from descriptors `x`; returns facts for the model card."""
+def fit_lift(model: VQGramModel, x: torch.Tensor, pair_diff: torch.Tensor | None = None) -> dict:
+    """Set model.lift's mean and basis from descriptors `x` (and, to whiten the GeM block, the
+    `pair_differences`); returns facts for the model card."""
     lift = model.lift
     mean = x.mean(0)
-    eigval, eigvec = torch.linalg.eigh(torch.cov((x - mean).T))
+    whiten = torch.eye(x.shape[1], dtype=x.dtype)
+    if pair_diff is not None:
+        c = model.spec.channels  # the GeM block leads the descriptor
+        w = pair_whitener(pair_diff[:, :c], lift.config.whiten_shrink)
+        centred = x[:, :c] - mean[:c]
+        whiten[:c, :c] = w * centred.norm(dim=1).mean() / (centred @ w).norm(dim=1).mean()  # the block keeps its weight
+    eigval, eigvec = torch.linalg.eigh(torch.cov(((x - mean) @ whiten).T))
     order = eigval.argsort(descending=True)[: lift.config.dims]
     lift.mean.copy_(mean.float())
-    lift.basis.copy_(eigvec[:, order].float())
+    lift.basis.copy_((whiten @ eigvec[:, order]).float())
     words = []  # (active,) word ids per image, in chunks: a (N, atoms) count matrix would take GBs
     for chunk in x.float().split(512):
         words.append(lift(chunk)[1].topk(lift.config.active, dim=-1).indices)
@@ -69,11 +116,15 @@ def train_lift_model(folder: Path, out: Path, *, base: Path | None = None, confi
     files = scan_folder(folder, limit)
     disk = FeatureCache(cache_root, model.config, max_size) if cache_root else None
     start = time.time()
-    facts = fit_lift(model, descriptors(model, files, max_size, disk, workers))
+    pairs = pair_differences(model, folder, max_size, disk, workers) if config.whiten_pairs else None
+    facts = fit_lift(model, descriptors(model, files, max_size, disk, workers), pairs)
     card = read_card(base or DEFAULT_MODEL)["card"]
     card["lift"] = {"trained_on": str(Path(folder).resolve()), "max_size": max_size, "config": to_dict(config),
                     "base": str(Path(base).resolve()) if base else "packaged default",
-                    "recipe": "PCA of [GeM ; class-distilled Matryoshka embedding] descriptors; words are the "
+                    "recipe": ("GeM block whitened by the covariance of original - edited copy differences "
+                               f"({config.whiten_pairs} originals x {len(EDITS)} edits, shrink {config.whiten_shrink}), "
+                               "then " if config.whiten_pairs else "")
+                              + "PCA of [GeM ; class-distilled Matryoshka embedding] descriptors; words are the "
                               "top activations of a fixed Gaussian lift of the centred PCA coordinates; no labels",
                     "train_seconds": round(time.time() - start, 1), "date": time.strftime("%Y-%m-%d"), **facts}
     save_model(model, out, card)

@@ -1,0 +1,228 @@
+"""Which linear projection of the lift descriptor serves the whole suite best?
+
+`extract` writes each suite set's GeM and class-embedding vectors (database
+and queries) and those of a training copy set (`vqgram make-copies` of
+imagenette with another seed) to one .npz per set, through the feature cache.
+`score` ranks every set in numpy by cosine (dense, centred on the set's
+database mean like the searcher) and by BM25 over lifted words, for each
+projection: today's PCA, and "learned whitening" from matching pairs
+(Radenović et al., TPAMI 2019, after Mikolajczyk & Matas 2007): whiten by the
+covariance of an image's descriptor minus its edited copy's, then rotate to
+the principal axes of all descriptors in that space. No labels are used.
+
+    python bench/whitening_study.py extract --train runs/lw-train --out runs/study
+    python bench/whitening_study.py score --out runs/study
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vqgram.eval import metrics
+from vqgram.eval.datasets import load_dataset, query_plan, sample_queries
+from vqgram.eval.gem import gem
+from vqgram.eval.suite import DEFAULT_SUITE, load_suite
+from vqgram.images import ImageFile, probe
+from vqgram.tokenizer.encoder import Tokenizer
+from vqgram.tokenizer.feature_cache import FeatureCache, default_root, feature_maps
+from vqgram.tokenizer.lift import gaussian_atoms
+
+
+@torch.inference_mode()
+def vectors(tok: Tokenizer, paths: list[str], cache: FeatureCache) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) GeM and (N, D) class embeddings, both L2-normalised."""
+    files = [probe(Path(p), Path(p).parent) for p in paths]
+    assert all(isinstance(f, ImageFile) for f in files)
+    g = np.zeros((len(files), tok.spec.channels), np.float32)
+    c = np.zeros((len(files), 1024), np.float32)
+    for ok, fmap, _ in feature_maps(tok.model, files, tok.config.max_size, cache=cache):
+        g[ok] = gem(fmap).numpy()
+        c[ok] = F.normalize(tok.model._class_embedding(fmap).float(), dim=-1).numpy()
+    return g, c
+
+
+def extract(args) -> None:
+    tok = Tokenizer.from_model()
+    cache = FeatureCache(default_root(), tok.model.config, tok.config.max_size)
+    spec = load_suite(DEFAULT_SUITE)
+    sets = [(s.name, s.db, s.queries, s.distractors, s.max_queries) for s in spec.sets]
+    sets.append(("train", str(Path(args.train) / "db"), str(Path(args.train) / "queries"), None, None))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, db, queries, distractors, max_queries in sets:
+        target = args.out / f"{name}.npz"
+        if target.exists():
+            continue
+        ds = load_dataset(Path(db), queries=Path(queries) if queries else None,
+                          distractors=Path(distractors) if distractors else None)
+        if max_queries:
+            ds = sample_queries(ds, max_queries, spec.seed)
+        plan = query_plan(ds)
+        g, c = vectors(tok, [i.path for i in ds.items], cache)
+        if ds.queries is None:
+            qg, qc = g[plan.self_ids], c[plan.self_ids]
+        else:
+            qg, qc = vectors(tok, [q.path for q in plan.queries], cache)
+        np.savez(target, g=g, c=c, qg=qg, qc=qc, self_ids=plan.self_ids, exclude=plan.exclude_self,
+                 qlab=plan.query_labels, dblab=plan.db_labels, nrel=plan.n_relevant)
+        print(name, len(g), len(qg), flush=True)
+
+
+def descriptor(g: np.ndarray, c: np.ndarray, w: float) -> np.ndarray:
+    return np.concatenate([np.sqrt(1 - w * w) * g, w * c], axis=1).astype(np.float64)
+
+
+def pca(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(0)
+    val, vec = np.linalg.eigh(np.cov((x - mean).T))
+    return mean, vec[:, np.argsort(-val)[:dims]]
+
+
+def learned_whitening(x: np.ndarray, diff: np.ndarray, dims: int, shrink: float,
+                      power: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """mean and (in, dims) projection: C_S^-power, then the principal axes of the whitened descriptors."""
+    return pca_after(x, whitener(diff, shrink, power), dims)
+
+
+def whitener(diff: np.ndarray, shrink: float, power: float) -> np.ndarray:
+    """C_S^-power of the pair differences' covariance, shrunk toward its mean eigenvalue."""
+    cs = diff.T @ diff / len(diff)
+    cs = (1 - shrink) * cs + shrink * np.trace(cs) / len(cs) * np.eye(len(cs))
+    val, vec = np.linalg.eigh(cs)
+    return vec @ np.diag(val.clip(1e-12) ** -power) @ vec.T
+
+
+def gem_whitening(x: np.ndarray, diff: np.ndarray, dims: int, shrink: float, power: float):
+    """Whiten the GeM block only (scaled to keep its mean centred norm), keep the class block, then PCA."""
+    c = 1280
+    wg = whitener(diff[:, :c], shrink, power)
+    xc = x[:, :c] - x[:, :c].mean(0)
+    scale = np.linalg.norm(xc, axis=1).mean() / np.linalg.norm(xc @ wg, axis=1).mean()
+    w = np.eye(x.shape[1])
+    w[:c, :c] = scale * wg
+    return pca_after(x, w, dims)
+
+
+def pca_after(x, w, dims):
+    mean = x.mean(0)
+    y = (x - mean) @ w
+    val, vec = np.linalg.eigh(np.cov(y.T))
+    return mean, w @ vec[:, np.argsort(-val)[:dims]]
+
+
+def words(coords: np.ndarray, atoms: torch.Tensor, active: int = 384, levels: int = 10):
+    """Lifted words as a sparse (N, atoms) tf matrix, as the lift head makes them."""
+    import scipy.sparse as sp
+
+    z = torch.from_numpy(coords / np.linalg.norm(coords, axis=1, keepdims=True)).float() @ atoms
+    top = z.topk(active, dim=-1)
+    tf = (top.values / top.values[:, :1] * levels).round().clamp(min=1).numpy()
+    rows = np.repeat(np.arange(len(z)), active)
+    return sp.csr_matrix((tf.ravel(), (rows, top.indices.numpy().ravel())), shape=(len(z), atoms.shape[1]))
+
+
+def bm25(db, q, k1=1.2, b=0.75) -> np.ndarray:
+    n = db.shape[0]
+    df = np.asarray((db > 0).sum(0)).ravel()
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+    dl = np.asarray(db.sum(1)).ravel()
+    d = db.tocoo()
+    sat = d.data * (k1 + 1) / (d.data + k1 * (1 - b + b * dl[d.row] / dl.mean()))
+    import scipy.sparse as sp
+
+    dbw = sp.csr_matrix((sat * idf[d.col], (d.row, d.col)), shape=db.shape)
+    qw = q.copy()
+    qw.data = 1 + np.log(qw.data)  # not Tantivy's query side exactly; same for every projection
+    return (qw @ dbw.T).toarray()
+
+
+def score_map(s: np.ndarray, z) -> float:
+    ranked = metrics.rank_by_score(s).astype(np.int32)
+    if z["exclude"]:
+        keep = ranked != z["self_ids"][:, None]
+        ranked = ranked[keep].reshape(len(ranked), -1)
+    rel = metrics.relevance_matrix(z["qlab"], ranked, z["dblab"])
+    return metrics.mean_average_precision(rel, z["nrel"]).value
+
+
+def minmax(s):
+    lo, hi = s.min(1, keepdims=True), s.max(1, keepdims=True)
+    return (s - lo) / np.maximum(hi - lo, 1e-12)
+
+
+def score(args) -> None:
+    sets = {p.stem: dict(np.load(p)) for p in sorted(args.out.glob("*.npz"))}
+    train, inet = sets.pop("train"), sets["imagenette"]
+    atoms = gaussian_atoms(1024, 65536, 0).T.contiguous().T  # (dims, atoms)
+    w = args.class_weight
+    x_fit = descriptor(inet["g"], inet["c"], w)
+    # training pairs: each original (a query of the train set) against each of its copies
+    tq, tdb = descriptor(train["qg"], train["qc"], w), descriptor(train["g"], train["c"], w)
+    row_of = np.full(train["qlab"].max() + 1, -1)
+    row_of[train["qlab"]] = np.arange(len(tq))
+    diff = tq[row_of[train["dblab"]]] - tdb
+    projections = {"pca": pca(x_fit, 1024)} if args.pca else {}
+    for variant in args.variant:  # whole:SHRINK:POWER or gem:SHRINK:POWER
+        part, shrink, power = variant.split(":")
+        if part == "whole":
+            projections[variant] = learned_whitening(x_fit, diff, 1024, float(shrink), float(power))
+        else:
+            projections[variant] = gem_whitening(x_fit, diff, 1024, float(shrink), float(power))
+    names = list(sets)
+    print("projection | mode | " + " | ".join(names) + " | mean")
+    for pname, (mean, proj) in projections.items():
+        rows = {"dense": [], "bm25": [], "hybrid": []}
+        for name in names:
+            z = sets[name]
+            db, q = descriptor(z["g"], z["c"], w), descriptor(z["qg"], z["qc"], w)
+            e_db, e_q = db @ proj, q @ proj
+            centre = (e_db / np.linalg.norm(e_db, axis=1, keepdims=True)).mean(0)
+            f = lambda e: (lambda u: (u - centre) / np.linalg.norm(u - centre, axis=1, keepdims=True))(
+                e / np.linalg.norm(e, axis=1, keepdims=True))
+            dense = f(e_q) @ f(e_db).T
+            rows["dense"].append(score_map(dense, z))
+            for d in args.prefix:
+                g = lambda e: (lambda u: u / np.linalg.norm(u, axis=1, keepdims=True))(
+                    f(e)[:, :d] - f(e_db)[:, :d].mean(0))
+                rows.setdefault(f"dense@{d}", []).append(score_map(g(e_q) @ g(e_db).T, z))
+            if args.dense_only:
+                continue
+            wd, wq = words((db - mean) @ proj, atoms), words((q - mean) @ proj, atoms)
+            sparse = bm25(wd, wq)
+            if z["exclude"]:
+                sparse[np.arange(len(q)), z["self_ids"]] = -1e9
+            rows["bm25"].append(score_map(sparse, z))
+            rows["hybrid"].append(score_map(0.5 * minmax(sparse) + minmax(dense), z))
+        for mode, vals in rows.items():
+            if not vals:
+                continue
+            print(f"{pname} | {mode} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f}", flush=True)
+    gem_row = []
+    for name in names:
+        z = sets[name]
+        gem_row.append(score_map(z["qg"] @ z["g"].T, z))
+    print("gem | cosine | " + " | ".join(f"{v:.3f}" for v in gem_row) + f" | {np.mean(gem_row):.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("extract")
+    e.add_argument("--train", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True)
+    s = sub.add_parser("score")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--class-weight", type=float, default=0.6)
+    s.add_argument("--variant", nargs="*", default=["whole:0.1:0.5"])
+    s.add_argument("--pca", action="store_true")
+    s.add_argument("--prefix", type=int, nargs="*", default=[])
+    s.add_argument("--dense-only", action="store_true")
+    args = ap.parse_args()
+    extract(args) if args.cmd == "extract" else score(args)
+
+
+if __name__ == "__main__":
+    main()
