@@ -121,3 +121,21 @@ def test_descriptors_come_in_the_order_of_the_files(lift_model, photos, tmp_path
     alone = torch.cat([descriptors(model, [f], 224, workers=0) for f in files[:2]] + [last])
     assert torch.allclose(together, alone, atol=2e-3), (together - alone).abs().max()
     assert not torch.allclose(together[0], together[2], atol=2e-3)
+
+
+def test_words_do_not_depend_on_the_batch(lift_model):
+    """Words of 11 descriptors at once (two gather chunks) equal those of each alone, and the re-score
+    equals a plain float64 product per image."""
+    from vqgram.tokenizer.model import load_model
+
+    head = load_model(lift_model[0]).lift
+    x = torch.nn.functional.normalize(torch.randn(11, head.mean.shape[0], generator=torch.Generator().manual_seed(0),
+                                                  dtype=torch.float64), dim=-1)
+    with torch.inference_mode():
+        together = head(x)[1]
+        alone = torch.cat([head(row[None])[1] for row in x])
+        centred = torch.nn.functional.normalize((x - head.mean.double()) @ head.basis.double(), dim=-1)
+        candidates = (centred.float() @ head.atoms.T).topk(SMALL.active + 32, dim=-1).indices
+        reference = torch.stack([head.atoms[c].double() @ v for c, v in zip(candidates, centred)])
+        assert torch.equal(head._rescore(candidates, centred), reference)
+    assert torch.equal(together, alone) and (together > 0).sum(1).eq(SMALL.active).all()
