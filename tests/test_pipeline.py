@@ -189,3 +189,30 @@ def test_vector_modes_need_an_embedding(indexed):
                 s.search_encoded({"h0i0j0c1": 1}, None, 5, SearchOptions(mode=mode))
             with pytest.raises(ValueError, match=f"mode {mode} needs the query's embedding"):
                 s.rank_encoded({"h0i0j0c1": 1}, None, SearchOptions(mode=mode))
+
+
+def test_an_index_of_an_earlier_packaged_default_still_opens_and_grows(tmp_path, photos, queries):
+    """An index made while lift-v1 was the packaged default names "default" and lift-v1's checksum: it
+    opens with lift-v1, and a re-run of `vqgram index` without --model adds to it with lift-v1."""
+    import json
+
+    from click.testing import CliRunner
+
+    from vqgram.cli import main
+    from vqgram.config import MANIFEST_NAME
+    from vqgram.tokenizer.model import DEFAULT_MODEL, weights_sha256
+
+    earlier = DEFAULT_MODEL.parent / "lift-v1"
+    assert weights_sha256(earlier) != weights_sha256(DEFAULT_MODEL)
+    folder, index = tmp_path / "photos", tmp_path / "index"
+    shutil.copytree(photos / "church", folder / "church")
+    index_folder(folder, index, Tokenizer.from_model(earlier), workers=0, progress=False)
+    manifest = json.loads((index / MANIFEST_NAME).read_text())
+    (index / MANIFEST_NAME).write_text(json.dumps({**manifest, "model_path": "default"}))
+    shutil.copytree(photos / "tench", folder / "tench")
+    result = CliRunner().invoke(main, ["index", str(folder), "--index", str(index), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    with Searcher(index) as s:
+        assert s.tokenizer.model_sha256 == weights_sha256(earlier)
+        assert len(s.handle.backend.stored()) == len(list(folder.rglob("*.jpg")))
+        assert s.search_image(queries / "tench.jpg", k=1)[0].label == "tench"

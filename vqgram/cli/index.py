@@ -5,9 +5,22 @@ from pathlib import Path
 
 import click
 
+from ..config import MANIFEST_NAME
 from .app import device_option, friendly, given, main, make_tokenizer, option_flag, tokenizer_options
 
 LUCENE_OPTIONS = ("dense_dims", "hnsw_m", "hnsw_ef", "int8")
+TOKENIZER_OPTIONS = ("model", "kgram", "kernel", "padding", "stride", "max_size")
+
+
+def existing_tokenizer(index: Path, device: str):
+    """The tokenizer that made the index at `index` (None for a new index): a re-run without model
+    options keeps adding with it, also after the packaged default changed."""
+    from ..indexer.store import read_manifest, tokenizer_for
+
+    if not (index / MANIFEST_NAME).is_file():
+        return None
+    return tokenizer_for(read_manifest(index), index, device)
+
 
 @main.command()
 @click.argument("folder", type=click.Path(), required=False)
@@ -55,7 +68,8 @@ def index(ctx, folder, encoded, index_path, backend, model, kgram, kernel, paddi
     else:
         from ..indexer.pipeline import index_folder
 
-        tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size, device)
+        tok = (existing_tokenizer(Path(index_path), device) if not given(ctx, TOKENIZER_OPTIONS) else None
+               ) or make_tokenizer(model, kgram, kernel, padding, stride, max_size, device)
         report = index_folder(Path(folder), Path(index_path), tok, backend=backend, batch_size=batch_size,
                               workers=workers, wait=wait, **options)
     click.echo(report.summary(), err=True)

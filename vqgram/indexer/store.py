@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import MANIFEST_NAME, IndexManifest, load_json, save_json, to_dict
 from ..tokenizer.encoder import Tokenizer
+from ..tokenizer.model import DEFAULT_MODEL, packaged_model, weights_sha256
 from .backend import Backend
 
 BACKENDS = ("tantivy", "lucene")
@@ -77,10 +78,13 @@ def check_tokenizer(manifest: IndexManifest, tokenizer: Tokenizer, path: Path) -
                          "use the same model and settings, or index into a new folder")
 
 
-def tokenizer_for(manifest: IndexManifest, path: Path) -> Tokenizer:
-    """The tokenizer the manifest names (the same model and k-gram settings), checked against it."""
+def tokenizer_for(manifest: IndexManifest, path: Path, device: str = "cpu") -> Tokenizer:
+    """The tokenizer the manifest names (the same model and k-gram settings), checked against it; an
+    index made by an earlier packaged default gets that model, kept in the package beside today's."""
     model = None if manifest.model_path == "default" else manifest.model_path
-    tok = Tokenizer.from_model(model, manifest.tokenizer.kgram, manifest.tokenizer.max_size)
+    if model is None and manifest.model_sha256 != weights_sha256(DEFAULT_MODEL):
+        model = packaged_model(manifest.model_sha256)  # None if no packaged model has it: refused below
+    tok = Tokenizer.from_model(model, manifest.tokenizer.kgram, manifest.tokenizer.max_size, device=device)
     check_tokenizer(manifest, tok, path)
     return tok
 

@@ -124,6 +124,15 @@ def weights_sha256(folder: Path) -> str:
     return hashlib.sha256((Path(folder) / WEIGHTS_NAME).read_bytes()).hexdigest()
 
 
+def packaged_model(sha256: str) -> Path | None:
+    """The packaged model folder whose heads have checksum `sha256`, if any: an index made while another
+    packaged model was the default names "default" and that model's checksum."""
+    for folder in sorted(DEFAULT_MODEL.parent.iterdir()):
+        if (folder / WEIGHTS_NAME).is_file() and weights_sha256(folder) == sha256:
+            return folder
+    return None
+
+
 def read_card(folder: Path) -> dict:
     path = Path(folder) / CARD_NAME
     if not path.is_file():
