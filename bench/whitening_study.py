@@ -174,7 +174,7 @@ def score(args) -> None:
     names = list(sets)
     print("projection | mode | " + " | ".join(names) + " | mean")
     for pname, (mean, proj) in projections.items():
-        rows = {"dense": [], "bm25": [], "hybrid": []}
+        rows = {"dense": [], "bm25": []}
         for name in names:
             z = sets[name]
             db, q = descriptor(z["g"], z["c"], w), descriptor(z["qg"], z["qc"], w)
@@ -190,12 +190,16 @@ def score(args) -> None:
                 rows.setdefault(f"dense@{d}", []).append(score_map(g(e_q) @ g(e_db).T, z))
             if args.dense_only:
                 continue
-            wd, wq = words((db - mean) @ proj, atoms), words((q - mean) @ proj, atoms)
+            wd, wq = words((db - mean) @ proj, atoms, args.active), words((q - mean) @ proj, atoms, args.active)
+            if name == "imagenette":
+                df = np.asarray((wd > 0).sum(0)).ravel() / wd.shape[0]
+                print(f"{pname}: median word DF on imagenette {np.median([np.median(df[r.indices]) for r in wd]):.4f}")
             sparse = bm25(wd, wq)
             if z["exclude"]:
                 sparse[np.arange(len(q)), z["self_ids"]] = -1e9
             rows["bm25"].append(score_map(sparse, z))
-            rows["hybrid"].append(score_map(0.5 * minmax(sparse) + minmax(dense), z))
+            for hw in args.hybrid:
+                rows.setdefault(f"hybrid {hw}", []).append(score_map(hw * minmax(sparse) + minmax(dense), z))
         for mode, vals in rows.items():
             if not vals:
                 continue
@@ -220,6 +224,8 @@ def main() -> None:
     s.add_argument("--pca", action="store_true")
     s.add_argument("--prefix", type=int, nargs="*", default=[])
     s.add_argument("--dense-only", action="store_true")
+    s.add_argument("--active", type=int, default=384, help="words per image")
+    s.add_argument("--hybrid", type=float, nargs="*", default=[0.5], help="words weights of min-max fusion")
     args = ap.parse_args()
     extract(args) if args.cmd == "extract" else score(args)
 

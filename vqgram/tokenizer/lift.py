@@ -3,15 +3,18 @@
 Descriptor: GeM-pooled backbone features (Radenović et al., TPAMI 2019), which
 keep what tells two photos apart, beside the class-distilled Matryoshka
 embedding, which makes ImageNet classes cluster (weights in `LiftConfig`).
-Dense: the descriptor in its PCA basis, cut to `dims` (prefixes ordered by
-variance, so they nest like a Matryoshka embedding).
+Dense: the descriptor in its fitted basis, cut to `dims`: its PCA, after
+whitening the GeM block against edited copies where `whiten_pairs` asks
+(`train_lift.py`), one matrix either way (prefixes ordered by variance, so
+they nest like a Matryoshka embedding).
 Words: the centred PCA coordinates, L2-normalised, are lifted by a fixed
 Gaussian matrix to `atoms` dimensions and the `active` largest become the
 image's words ("sparse lifting", the fly-olfaction hash of Dasgupta et al.,
 Science 2017): close descriptors share most of their winning atoms, far ones
 almost none. 65,536 words with 384 per image keep posting lists short: an
-image's median word is in ~1 % of a photo collection (imagenette: 0.97 %),
-against 16.5 % for the k-gram words of 64-code VQ heads. Nothing here sees a label.
+image's median word is in ~1 % of a photo collection (imagenette: 0.78 % for
+the packaged model), against 16.5 % for the k-gram words of 64-code VQ heads.
+Nothing here sees a label (the whitening of `train_lift` sees edited copies).
 """
 from __future__ import annotations
 
