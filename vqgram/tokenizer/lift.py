@@ -105,7 +105,6 @@ class LiftHead(nn.Module):
         counts = torch.zeros(len(descriptor), c.atoms, dtype=torch.long, device=descriptor.device)
         return embedding, counts.scatter_(1, candidates.gather(1, top.indices), tf)
 
-
     def _rescore(self, candidates: torch.Tensor, centred: torch.Tensor) -> torch.Tensor:
         """(B, K) float64 scores of each image's candidate atoms: one matrix-vector product per image (its
         result cannot depend on the batch), the atoms gathered for _RESCORE_CHUNK images at a time (gathering

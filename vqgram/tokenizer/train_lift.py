@@ -57,11 +57,10 @@ def pair_differences(model: VQGramModel, folder: Path, max_size: int, cache: Fea
         paths = [Path(tmp, "queries", o["name"], f"{o['name']}.jpg") for o in originals]
         paths += [Path(tmp, "db", o["name"], f"{edit}.jpg") for o in originals for edit in o["copies"]]
         files = [probe(p, Path(tmp)) for p in paths]
-        if not all(isinstance(f, ImageFile) for f in files):
-            raise ValueError(f"an edited copy in {tmp} did not open; cannot fit the whitening")
-        x = descriptors(model, files, max_size, cache, workers)
-    if len(x) != len(files):
-        raise ValueError(f"{len(files) - len(x)} edited copies in {tmp} did not decode; cannot fit the whitening")
+        x = descriptors(model, [f for f in files if isinstance(f, ImageFile)], max_size, cache, workers)
+    if len(x) != len(files):  # our own JPEGs: not expected, but a shifted row would pair the wrong images
+        raise ValueError(f"{len(files) - len(x)} of {len(files)} edited copies did not decode; "
+                         "cannot fit the whitening")
     n = len(originals)
     edits = torch.tensor([len(o["copies"]) for o in originals])
     return x[:n].repeat_interleave(edits, dim=0) - x[n:]
@@ -86,7 +85,7 @@ def fit_lift(model: VQGramModel, x: torch.Tensor, pair_diff: torch.Tensor | None
         c = model.spec.channels  # the GeM block leads the descriptor
         w = pair_whitener(pair_diff[:, :c], lift.config.whiten_shrink)
         centred = x[:, :c] - mean[:c]
-        whiten[:c, :c] = w * centred.norm(dim=1).mean() / (centred @ w).norm(dim=1).mean()  # the block keeps its weight
+        whiten[:c, :c] = w * centred.norm(dim=1).mean() / (centred @ w).norm(dim=1).mean()  # keeps its weight
     eigval, eigvec = torch.linalg.eigh(torch.cov(((x - mean) @ whiten).T))
     order = eigval.argsort(descending=True)[: lift.config.dims]
     lift.mean.copy_(mean.float())
@@ -119,13 +118,14 @@ def train_lift_model(folder: Path, out: Path, *, base: Path | None = None, confi
     pairs = pair_differences(model, folder, max_size, disk, workers) if config.whiten_pairs else None
     facts = fit_lift(model, descriptors(model, files, max_size, disk, workers), pairs)
     card = read_card(base or DEFAULT_MODEL)["card"]
+    whitening = ("GeM block whitened by the covariance of original - edited copy differences "
+                 f"({config.whiten_pairs} originals x {len(EDITS)} edits, shrink {config.whiten_shrink}), then "
+                 if config.whiten_pairs else "")
     card["lift"] = {"trained_on": str(Path(folder).resolve()), "max_size": max_size, "config": to_dict(config),
                     "base": str(Path(base).resolve()) if base else "packaged default",
-                    "recipe": ("GeM block whitened by the covariance of original - edited copy differences "
-                               f"({config.whiten_pairs} originals x {len(EDITS)} edits, shrink {config.whiten_shrink}), "
-                               "then " if config.whiten_pairs else "")
-                              + "PCA of [GeM ; class-distilled Matryoshka embedding] descriptors; words are the "
-                              "top activations of a fixed Gaussian lift of the centred PCA coordinates; no labels",
+                    "recipe": whitening + "PCA of [GeM ; class-distilled Matryoshka embedding] descriptors; words "
+                              "are the top activations of a fixed Gaussian lift of the centred PCA coordinates; "
+                              "no labels",
                     "train_seconds": round(time.time() - start, 1), "date": time.strftime("%Y-%m-%d"), **facts}
     save_model(model, out, card)
     return card["lift"]
