@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
@@ -76,9 +77,7 @@ def descriptor(g: np.ndarray, c: np.ndarray, w: float) -> np.ndarray:
 
 
 def pca(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(0)
-    val, vec = np.linalg.eigh(np.cov((x - mean).T))
-    return mean, vec[:, np.argsort(-val)[:dims]]
+    return pca_after(x, np.eye(x.shape[1]), dims)
 
 
 def learned_whitening(x: np.ndarray, diff: np.ndarray, dims: int, shrink: float,
@@ -106,7 +105,8 @@ def gem_whitening(x: np.ndarray, diff: np.ndarray, dims: int, shrink: float, pow
     return pca_after(x, w, dims)
 
 
-def pca_after(x, w, dims):
+def pca_after(x: np.ndarray, w: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """mean and (in, dims) projection: `w`, then the principal axes of the descriptors in that space."""
     mean = x.mean(0)
     y = (x - mean) @ w
     val, vec = np.linalg.eigh(np.cov(y.T))
@@ -115,8 +115,6 @@ def pca_after(x, w, dims):
 
 def words(coords: np.ndarray, atoms: torch.Tensor, active: int = 384, levels: int = 10):
     """Lifted words as a sparse (N, atoms) tf matrix, as the lift head makes them."""
-    import scipy.sparse as sp
-
     z = torch.from_numpy(coords / np.linalg.norm(coords, axis=1, keepdims=True)).float() @ atoms
     top = z.topk(active, dim=-1)
     tf = (top.values / top.values[:, :1] * levels).round().clamp(min=1).numpy()
@@ -131,7 +129,6 @@ def bm25(db, q, k1=1.2, b=0.75) -> np.ndarray:
     dl = np.asarray(db.sum(1)).ravel()
     d = db.tocoo()
     sat = d.data * (k1 + 1) / (d.data + k1 * (1 - b + b * dl[d.row] / dl.mean()))
-    import scipy.sparse as sp
 
     dbw = sp.csr_matrix((sat * idf[d.col], (d.row, d.col)), shape=db.shape)
     qw = q.copy()
