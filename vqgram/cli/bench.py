@@ -46,7 +46,8 @@ def _sizes(value: str) -> list[int]:
 @click.option("--force-merge", type=click.IntRange(1), default=None, metavar="N",
               help="Merge each Lucene index down to N segments before querying it (one HNSW graph per segment).")
 @click.option("--ef", "efs", default=None, callback=lambda c, p, v: _sizes(v) if v else [None],
-              help="HNSW efSearch values, e.g. 100,400 (one row each; default: the searcher's, max(k, 100)).")
+              help="HNSW efSearch values, e.g. 100,400 (one row each; default: the backend's, sized to its "
+                   "largest segment).")
 @click.option("--reuse", is_flag=True,
               help="Query the indexes an earlier run left in --work (same --rows) instead of building them again.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Also draw p50 and recall vs N here.")

@@ -22,7 +22,8 @@ Lucene rows give the index's `segments` (a kNN query searches each segment's gra
 `force_merge` N merges each Lucene index down to N segments before it is queried (`merge_s`);
 vectors-only indexes are queried before and after. `reuse` queries the indexes an earlier run
 left in `work` (same rows and seed) instead of building them again (`build_s` null). `efs`: the
-HNSW efSearch values to measure (None: the searcher's default, max(k, 100)); mode dense-hnsw-efN.
+HNSW efSearch values to measure (None: the backend's default, sized to its largest segment); mode
+dense-hnsw-efN.
 """
 from __future__ import annotations
 
@@ -101,6 +102,7 @@ class ScaleRun:
                  log: Callable[[dict], None] = print):
         real, self.made_by = load_rows(source)
         self.collection = SyntheticCollection(real, queries=queries, seed=seed)
+        self.query_vectors = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])
         self.work, self.prune, self.funnels, self.log = Path(work), tuple(prune), tuple(funnels), log
         self.force_merge, self.reuse, self.efs = force_merge, reuse, tuple(efs)
         self.rows: list[dict] = []
@@ -199,7 +201,7 @@ class ScaleRun:
         and the fraction passing that filter; made once per collection size for every HNSW row."""
         if n not in self._knn_truths:
             queries = self.collection.queries
-            qs = np.stack([np.asarray(q.vector, np.float32) for q in queries])[:, :HNSW_DIMS]
+            qs = self.query_vectors[:, :HNSW_DIMS]
             exact = FunnelIndex(self.collection.vectors(n)[:, :HNSW_DIMS], prefix_dims=())
             labels = self.collection.labels(n)
             passing = [labels == q.label for q in queries]
@@ -212,7 +214,7 @@ class ScaleRun:
         """kNN on the HNSW prefix, then the same filtered to the query's label (about a tenth of an
         imagenette-made collection: HNSW visits only passing documents), each against an exact scan."""
         queries = self.collection.queries
-        qs = np.stack([np.asarray(q.vector, np.float32) for q in queries])
+        qs = self.query_vectors
         filters = [Match("label", q.label) for q in queries]
         truth, truth_filtered, passing = self._knn_truth(n)
         for ef in self.efs:
@@ -227,7 +229,7 @@ class ScaleRun:
                            **extra)
 
     def _dense(self, n: int) -> None:
-        qs = np.stack([np.asarray(q.vector, np.float32) for q in self.collection.queries])
+        qs = self.query_vectors
         vectors = self.collection.vectors(n)
         start = time.time()
         prefixes = sorted({st.dim for stages in self.funnels for st in stages})
