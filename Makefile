@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lucene,plots,serve,bench]'
+	$(BIN)/pip install --quiet -e '.[test,lucene,plots,serve,bench,verify]'
 	$(BIN)/pip install --quiet --no-deps 'pyserini==1.6.0'   # only its Anserini jar (Lucene 9.9.1)
 	touch $(STAMP)
 

@@ -42,7 +42,10 @@ def test_mode_names_are_checked():
         mode_options("bm25@8")
     assert (mode_options("dense@16+prf10").dims, mode_options("dense@16+prf10").prf_depth) == (16, 10)
     assert mode_options("hybrid+prf5").prf_depth == 5 and mode_options("hybrid").prf_depth == 0
-    for bad in ("bm25+prf10", "dense+prf", "dense+prfx", "dense@x"):
+    assert mode_options("bm25+verify20").verify == 20 and mode_options("bm25").verify == 0
+    both = mode_options("dense+prf10+verify5")
+    assert (both.prf_depth, both.verify) == (10, 5)
+    for bad in ("bm25+prf10", "dense+prf", "dense+prfx", "dense@x", "bm25+verify", "bm25+check3", "hybrid+"):
         with pytest.raises(ValueError, match="unknown mode"):
             mode_options(bad)
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import click
 
 from ..searcher.fusion import DEFAULT_WEIGHTS
 from .app import friendly, given, main, option_flag
+
 
 def parse_stages(value: str):
     """'16:200,64:50' -> funnel stages (dims:shortlist, dims increasing)."""
@@ -49,13 +49,16 @@ def parse_stages(value: str):
 @click.option("--filter", "filter_", default=None,
               help="Only documents passing it, e.g. 'label:cats AND width:[1000 TO *]' (fields: label, id, "
                    "path (a prefix), folder, width, height, size, mtime; see README).")
+@click.option("--verify", type=click.IntRange(0), default=0, metavar="N",
+              help="Re-rank the top N hits by geometric verification: RootSIFT matches of the query and each hit's "
+                   "image file that agree on one transform, most first (finds edited copies; 0: off).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.option("--print-query", type=click.Choice(["opensearch", "elasticsearch"]), default=None,
               help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
 @click.pass_context
 @friendly
 def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, centre, fusion, weights,
-           depth, stages, prf_depth, filter_, as_json, print_query):
+           depth, stages, prf_depth, filter_, verify, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from ..searcher.searcher import OPTION_MODES, SearchOptions, Searcher, unused_options
 
@@ -63,7 +66,7 @@ def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dim
         raise click.UsageError("give exactly one of --image or --query")
     options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
                             exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages,
-                            prf_depth=prf_depth, filter=filter_)
+                            prf_depth=prf_depth, filter=filter_, verify=verify)
     with Searcher(index, centre=centre) as searcher:
         if query:
             image_only = given(ctx, ("mode", *OPTION_MODES))
@@ -76,14 +79,18 @@ def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dim
                 raise click.UsageError("; ".join(f"{option_flag(ctx, n)} {why}" for n, why in unused))
             searcher.check_options(options)
         if print_query:
+            if verify:
+                raise click.UsageError("--verify re-ranks hits here, a cluster query cannot carry it; drop --verify "
+                                       "with --print-query")
             click.echo(json.dumps(_cluster_query(searcher, print_query, image, k, options), indent=2))
             return
         hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k, filter_)
     if as_json:
-        click.echo(json.dumps({"hits": [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]}, indent=2))
+        click.echo(json.dumps({"hits": [{"rank": r, **h.to_json()} for r, h in enumerate(hits, 1)]}, indent=2))
         return
     for r, h in enumerate(hits, 1):
-        click.echo(f"{r:>3}  {h.score:10.4f}  {h.path}  {h.label}")
+        inliers = "" if not verify else f"{'-' if h.inliers is None else h.inliers:>5}  "
+        click.echo(f"{r:>3}  {h.score:10.4f}  {inliers}{h.path}  {h.label}")
     if not hits:
         click.echo("no hits", err=True)
 

@@ -31,15 +31,22 @@ log = logging.getLogger("vqgram")
 
 
 def mode_options(name: str, base: SearchOptions = SearchOptions()) -> SearchOptions:
-    """'bm25', 'dense', 'dense@32', 'hybrid', 'funnel', 'dense+prf10', ... -> SearchOptions (dense scans exactly)."""
-    head, plus, prf = name.partition("+prf")
+    """'bm25', 'dense', 'dense@32', 'hybrid', 'funnel', 'dense+prf10', 'hybrid+verify20', ... -> SearchOptions
+    (dense scans exactly)."""
+    head, *extras = name.split("+")
     mode, _, dims = head.partition("@")
+    knobs = {}
+    for extra in extras:
+        key = extra.rstrip("0123456789")
+        knobs[{"prf": "prf_depth", "verify": "verify"}.get(key, "?")] = extra[len(key):]
     if (mode not in MODES or (dims and (mode != "dense" or not dims.isdigit()))
-            or (plus and (mode in WORD_MODES or not prf.isdigit()))):
+            or not all(v.isdigit() for v in knobs.values()) or "?" in knobs
+            or ("prf_depth" in knobs and mode in WORD_MODES)):
         raise ValueError(f"unknown mode {name!r}; choose from {', '.join(MODES)}, dense@D for a prefix of D dims, "
-                         "and +prfN after a vector mode for feedback from its N nearest")
+                         "+prfN after a vector mode for feedback from its N nearest, and +verifyN after any mode "
+                         "to re-rank its top N by geometric verification")
     return replace(base, mode=mode, dims=int(dims) if dims else base.dims, exact=True,
-                   prf_depth=int(prf) if plus else base.prf_depth)
+                   **{k: int(v) for k, v in knobs.items()})
 
 
 @dataclass
@@ -83,16 +90,19 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     for i, item in enumerate(dataset.items):
         position.setdefault(sha_of[item.path], i)
     query_features = _query_features(dataset, plan, tokenizer, features, sha_of, cache)
+    query_paths = [q.path for q in plan.queries]
     rows, rankings = [], {}
     with Searcher(index, tokenizer) as searcher:
         for name, opts in options.items():
             start = time.time()
-            queries = progress_bar(query_features, desc=name, unit="query", show=progress)
-            ranked = np.stack([_full_ranking(searcher, w, v, opts, position, len(dataset.items)) for w, v in queries])
+            queries = progress_bar(zip(query_features, query_paths), total=len(query_paths), desc=name, unit="query",
+                                   show=progress)
+            ranked = np.stack([_full_ranking(searcher, w, v, p, opts, position, len(dataset.items))
+                               for (w, v), p in queries])
             if plan.exclude_self:
                 ranked = drop_self(ranked, plan.self_ids)
             rankings[name] = ranked
-            latency = _latency(searcher, query_features, opts, latency_queries)
+            latency = _latency(searcher, query_features, query_paths, opts, latency_queries)
             row = _row(name, ranked, plan, dataset, latency, index_bytes, build_s)
             if opts.mode == "dense":  # full width included, so plots against dims end at the full embedding
                 row["dims"] = opts.dims or len(query_features[0][1])
@@ -116,9 +126,9 @@ def _query_features(dataset, plan, tokenizer, features, sha_of, cache):
     return out
 
 
-def _full_ranking(searcher, words, vector, opts, position, n_db) -> np.ndarray:
+def _full_ranking(searcher, words, vector, image, opts, position, n_db) -> np.ndarray:
     """Database positions of every document for one query: the mode's ranking, then the rest by position."""
-    ranked = [position[i] for i in searcher.rank_encoded(words, vector, opts).ids.tolist() if i in position]
+    ranked = [position[i] for i in searcher.rank_encoded(words, vector, opts, image).ids.tolist() if i in position]
     seen = np.zeros(n_db, bool)
     seen[ranked] = True
     return np.concatenate([ranked, np.flatnonzero(~seen)]).astype(np.int32)  # (Q, N) per mode: half of int64
@@ -129,13 +139,13 @@ def drop_self(ranked: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
     return ranked[keep].reshape(len(ranked), -1)
 
 
-def _latency(searcher, query_features, opts, count) -> list[float]:
+def _latency(searcher, query_features, query_paths, opts, count) -> list[float]:
     step = max(1, len(query_features) // max(count, 1))
     fast = replace(opts, exact=False)
     ms = []
-    for words, vector in query_features[::step][:count]:
+    for (words, vector), image in zip(query_features[::step][:count], query_paths[::step][:count]):
         t = time.perf_counter()
-        searcher.search_encoded(words, vector, 10, fast)
+        searcher.search_encoded(words, vector, 10, fast, image=image)
         ms.append((time.perf_counter() - t) * 1e3)
     return ms
 

@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..images import file_sha, walk_images
+from ..localfeatures import NONE, need_opencv, read_grey, root_sift
 from ..progress import progress_bar
 
 log = logging.getLogger("vqgram")
@@ -46,30 +47,17 @@ class SiftConfig:
 
 
 def _need():
+    need_opencv("the SIFT baseline")
     try:
-        import cv2  # noqa: F401
         import faiss  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError(f"the SIFT baseline needs OpenCV and faiss: pip install opencv-python-headless "
-                           f"faiss-cpu ({exc})") from None
+        raise RuntimeError(f"the SIFT baseline needs faiss: pip install faiss-cpu ({exc})") from None
 
 
-def root_sift(path: str, config: SiftConfig) -> np.ndarray:
+def _descriptors(path: str, config: SiftConfig) -> np.ndarray:
     """(n, 128) float32 RootSIFT descriptors of one image; (0, 128) when it has none or cannot be read."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        return np.zeros((0, 128), np.float32)
-    scale = config.max_side / max(img.shape)
-    if scale < 1:
-        img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA)
-    _, desc = cv2.SIFT_create(nfeatures=config.max_keypoints).detectAndCompute(img, None)
-    if desc is None:
-        return np.zeros((0, 128), np.float32)
-    desc /= np.maximum(desc.sum(axis=1, keepdims=True), 1e-7)
-    return np.sqrt(desc)
+    img = read_grey(path, config.max_side)
+    return NONE.desc if img is None else root_sift(img, config.max_keypoints).desc
 
 
 _worker: dict = {}
@@ -90,13 +78,13 @@ def _init_worker(config: SiftConfig, vocabulary: np.ndarray | None) -> None:
 
 def _sample(path: str) -> np.ndarray:
     config = _worker["config"]
-    desc = root_sift(path, config)
+    desc = _descriptors(path, config)
     rng = np.random.default_rng([config.seed, int(hashlib.sha1(Path(path).name.encode()).hexdigest()[:8], 16)])
     return desc[np.sort(rng.permutation(len(desc))[:config.per_image])]
 
 
 def _assign(path: str) -> np.ndarray:
-    desc = root_sift(path, _worker["config"])
+    desc = _descriptors(path, _worker["config"])
     if not len(desc):
         return np.zeros(0, np.int32)
     return _worker["index"].search(desc, 1)[1][:, 0].astype(np.int32)

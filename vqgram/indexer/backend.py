@@ -8,7 +8,7 @@ reproducible across engines.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable, Protocol, Sequence, TypeVar
 
@@ -50,6 +50,14 @@ class Hit:
     label: str
     width: int
     height: int
+    inliers: int | None = None  # geometric verification's evidence, when the search asked for it (--verify)
+
+    def to_json(self) -> dict:
+        """The hit as JSON fields; `inliers` only where verification counted them."""
+        fields = asdict(self)
+        if self.inliers is None:
+            del fields["inliers"]
+        return fields
 
 
 @dataclass(frozen=True)

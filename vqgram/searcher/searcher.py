@@ -20,6 +20,7 @@ from ..tokenizer.model import embedding_sizes
 from .funnel import FunnelIndex, FunnelStage, collection_stages, prefix_normalize
 from .fusion import DEFAULT_WEIGHTS, fuse, fuse_rankings
 from .queries import prune_by_idf, term_weights
+from .verify import Verifier
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
 MODES = WORD_MODES + ("dense", "hybrid", "funnel")
@@ -43,12 +44,15 @@ class SearchOptions:
     stages: tuple[FunnelStage, ...] | None = None  # funnel (None: sized to the collection: collection_stages)
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
     filter: str | None = None  # every mode: only documents passing it (indexer/filters.py), e.g. 'label:cats'
+    verify: int = 0  # every mode: re-rank the top N hits by geometric verification (verify.py; 0: off)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
         if self.prf_depth < 0:
             raise ValueError(f"prf_depth={self.prf_depth} must be 0 (off) or a number of neighbours")
+        if self.verify < 0:
+            raise ValueError(f"verify={self.verify} must be 0 (off) or a number of hits to re-rank")
         if self.filter:
             parse_filter(self.filter)  # a bad filter fails here, in one line, before any search
 
@@ -73,6 +77,7 @@ OPTION_MODES = {
     "depth": ("hybrid",),
     "stages": ("funnel",),
     "prf_depth": ("dense", "hybrid", "funnel"),
+    "verify": MODES,
 }
 HNSW_OPTIONS = ("ef", "exact")
 
@@ -86,6 +91,13 @@ def unused_options(names, mode: str, backend: str) -> list[tuple[str, str]]:
         elif n in HNSW_OPTIONS and backend != "lucene":
             out.append((n, f"applies to Lucene's HNSW only; this index is {backend} (dense search is exact)"))
     return out
+
+
+def _verify_image(image: str | Path | None) -> str | Path:
+    if image is None:
+        raise ValueError("--verify matches local features of the query image: search by an image file "
+                         "(search_image), not by words and an embedding alone")
+    return image
 
 
 def _similarity(o: SearchOptions) -> str:
@@ -107,6 +119,7 @@ class Searcher:
         self._mean: np.ndarray | None = None  # the collection's mean embedding when centring
         self._norms: np.ndarray | None = None  # |embedding - mean| per row, to give `similar` the raw vector
         self._masks: dict[str, np.ndarray] = {}  # filter text -> rows of _vectors passing it
+        self._verifier: Verifier | None = None  # made by the first search asking for --verify
         if tokenizer is not None:
             check_tokenizer(self.handle.manifest, tokenizer, self.handle.path)
 
@@ -118,7 +131,7 @@ class Searcher:
         return self._tokenizer
 
     def search_image(self, image: str | Path, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
-        return self.search_encoded(*self.encode_image(image), k, options)
+        return self.search_encoded(*self.encode_image(image), k, options, image=image)
 
     def encode_image(self, image: str | Path) -> tuple[dict[str, int], np.ndarray]:
         """A query image's {word: count} and embedding, as this index's tokenizer makes them."""
@@ -149,7 +162,8 @@ class Searcher:
         vector = index.full[rows[0]]
         if self._mean is not None:
             vector = vector * self._norms[rows[0]] + self._mean
-        return self.search_encoded(dict(words), vector, k, options)
+        image = self.handle.backend.lookup([doc_id], [0.0])[0].path if options.verify else None
+        return self.search_encoded(dict(words), vector, k, options, image=image)
 
     def check_options(self, options: SearchOptions) -> None:
         """ValueError when an embedding width the mode will use is not one the index's model nests."""
@@ -163,9 +177,16 @@ class Searcher:
                                  f"choose one of {', '.join(map(str, sizes))}")
 
     def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
-                       options: SearchOptions = SearchOptions()) -> list[Hit]:
-        """Rank by an image's words ({word: count}) and/or its embedding, as `options.mode` says."""
+                       options: SearchOptions = SearchOptions(), image: str | Path | None = None) -> list[Hit]:
+        """Rank by an image's words ({word: count}) and/or its embedding, as `options.mode` says; `image`
+        (the query's file) is read by --verify only."""
         self.check_options(options)
+        if not options.verify:
+            return self._search(words, vector, k, options)
+        hits = self._search(words, vector, max(k, options.verify), options)
+        return self.verifier.rerank_hits(_verify_image(image), hits, options.verify)[:k]
+
+    def _search(self, words, vector, k, options: SearchOptions) -> list[Hit]:
         mode = options.mode
         if mode in WORD_MODES:
             return self._words(words, k, options)
@@ -179,15 +200,25 @@ class Searcher:
         return self._funnel_search(vector, k, options)
 
     def rank_encoded(self, words: dict[str, int], vector: np.ndarray | None,
-                     options: SearchOptions = SearchOptions()) -> Ranking:
+                     options: SearchOptions = SearchOptions(), image: str | Path | None = None) -> Ranking:
         """Every document the mode ranks, best first, as arrays: the full run that evaluation scores.
 
         Word modes: every document sharing a word, by the engine's scores.
         Dense: an exact scan of the index's embeddings on `options.dims`.
         Hybrid: the two full runs fused. Funnel: its shortlist in reranked
-        order, then the rest in the first stage's prefix order.
+        order, then the rest in the first stage's prefix order. With
+        --verify, the first N re-ranked as `search_encoded` does (`image`:
+        the query's file).
         """
         self.check_options(options)
+        ranking = self._rank(words, vector, options)
+        if not options.verify:
+            return ranking
+        head = ranking.ids[:options.verify].tolist()
+        path = {h.id: h.path for h in self.handle.backend.lookup(head, [0.0] * len(head))}
+        return self.verifier.rerank(_verify_image(image), ranking, [path[i] for i in head], options.verify)
+
+    def _rank(self, words, vector, options: SearchOptions) -> Ranking:
         mode = options.mode
         if mode in WORD_MODES:
             return self._rank_words(words, options)
@@ -300,7 +331,16 @@ class Searcher:
     def _stages(o: SearchOptions, n: int) -> list[FunnelStage]:
         return [FunnelStage(s.dim, min(s.shortlist, n)) for s in o.stages or collection_stages(n)]
 
+    @property
+    def verifier(self) -> Verifier:
+        """Made on first use: only --verify needs OpenCV."""
+        if self._verifier is None:
+            self._verifier = Verifier()
+        return self._verifier
+
     def close(self) -> None:
+        if self._verifier is not None:
+            self._verifier.close()
         self.handle.close()
 
     def __enter__(self) -> "Searcher":

@@ -54,7 +54,7 @@ class Limits:
 
 
 def hits_json(hits: list[Hit]) -> list[dict]:
-    return [{"rank": r, **asdict(h)} for r, h in enumerate(hits, 1)]
+    return [{"rank": r, **h.to_json()} for r, h in enumerate(hits, 1)]
 
 
 class SearchService:

@@ -1,0 +1,144 @@
+"""Geometric verification: re-rank the top hits by how many local matches agree on one transform.
+
+Classic bag-of-words retrieval (Philbin et al., CVPR 2007) re-ranks its short
+list by fitting a transform to the matched features with RANSAC. vqgram's
+lifted words come from a global descriptor and carry no position, so the
+matches are RootSIFT keypoints (`localfeatures.py`) of the query and of each
+hit's image file: nearest neighbours passing Lowe's ratio test, then an affine
+transform fitted by OpenCV's RANSAC; the inliers are the hit's evidence. A
+mirrored copy of the query is matched too (SIFT descriptors are not mirror
+invariant) and the larger count is kept.
+
+Hits with at least `min_inliers` move to the front, most inliers first; the
+rest keep their order behind them. An edited copy of the query (crop, rotation,
+overlay, JPEG, mirror) typically keeps tens to hundreds of inliers, another
+photo of the same kind fewer than ten (measured: docs/RESULTS.md).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from threading import Lock
+from typing import Sequence
+
+import numpy as np
+
+from ..indexer.backend import Hit, Ranking
+from ..localfeatures import LocalFeatures, need_opencv, read_grey, root_sift
+
+log = logging.getLogger("vqgram")
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """How local features are extracted and matched, and what counts as verified."""
+
+    max_side: int = 512
+    min_side: int = 256  # small images are enlarged to this (a 25 % thumbnail keeps its keypoints)
+    max_keypoints: int = 500
+    ratio: float = 0.8  # Lowe's ratio test
+    reprojection_px: float = 4.0  # RANSAC inlier distance, px of the resized images (8 let omniglot strokes verify)
+    min_inliers: int = 15
+    threads: int = 2
+    cached_images: int = 512  # LRU of extracted features (about 256 KB each)
+
+
+def count_inliers(query: LocalFeatures, candidate: LocalFeatures, config: VerifyConfig) -> int:
+    """Matches of `query` in `candidate` consistent with one affine transform (0 when fewer than 4 match)."""
+    import cv2
+
+    if len(query) < 2 or len(candidate) < 2:
+        return 0
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.desc, candidate.desc, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < config.ratio * m[1].distance]
+    if len(good) < 4:
+        return 0
+    src = query.xy[[m.queryIdx for m in good]]
+    dst = candidate.xy[[m.trainIdx for m in good]]
+    _transform, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC,
+                                            ransacReprojThreshold=config.reprojection_px)
+    return 0 if mask is None else int(mask.sum())
+
+
+def verified_order(inliers: Sequence[int | None], min_inliers: int) -> np.ndarray:
+    """Positions in the new order: verified hits by inliers (most first, ties in the old order), then the rest."""
+    counts = np.array([-1 if n is None else n for n in inliers])
+    verified = np.flatnonzero(counts >= min_inliers)
+    verified = verified[np.argsort(-counts[verified], kind="stable")]
+    return np.concatenate([verified, np.flatnonzero(counts < min_inliers)]).astype(int)
+
+
+class Verifier:
+    """Counts inliers between a query image and hit images, keeping recent images' features in memory."""
+
+    def __init__(self, config: VerifyConfig = VerifyConfig()):
+        need_opencv("--verify")
+        self.config = config
+        self._cache: OrderedDict[tuple, tuple[LocalFeatures, LocalFeatures | None]] = OrderedDict()
+        self._lock = Lock()
+        self._pool = ThreadPoolExecutor(config.threads, thread_name_prefix="vqgram-verify")
+
+    def features(self, path: str | Path, mirrored: bool = False) -> tuple[LocalFeatures, LocalFeatures | None] | None:
+        """(features, features of the mirrored image or None) of one file; None when it cannot be read."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (str(path), st.st_mtime_ns, st.st_size, mirrored)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        c = self.config
+        img = read_grey(path, c.max_side, c.min_side)
+        if img is None:
+            return None
+        found = (root_sift(img, c.max_keypoints), root_sift(np.ascontiguousarray(img[:, ::-1]), c.max_keypoints)
+                 if mirrored else None)
+        with self._lock:
+            self._cache[key] = found
+            while len(self._cache) > c.cached_images:
+                self._cache.popitem(last=False)
+        return found
+
+    def inliers(self, query: str | Path, paths: Sequence[str]) -> list[int | None]:
+        """Inliers of each path's image against the query (or its mirror); None where a file cannot be read."""
+        q = self.features(query, mirrored=True)
+        if q is None:
+            raise ValueError(f"--verify cannot read the query image {query}")
+        plain, mirror = q
+
+        def one(path: str) -> int | None:
+            found = self.features(path)
+            if found is None:
+                return None
+            return max(count_inliers(plain, found[0], self.config), count_inliers(mirror, found[0], self.config))
+
+        counts = list(self._pool.map(one, paths))
+        missing = sum(n is None for n in counts)
+        if missing:
+            log.warning("--verify: %d of %d hit images could not be read (moved or deleted?); they keep their "
+                        "place behind the verified hits", missing, len(paths))
+        return counts
+
+    def rerank_hits(self, query: str | Path, hits: list[Hit], depth: int) -> list[Hit]:
+        """The first `depth` hits re-ranked (each carrying its inliers), the rest behind them unchanged."""
+        head = hits[:depth]
+        counts = self.inliers(query, [h.path for h in head])
+        order = verified_order(counts, self.config.min_inliers)
+        return [replace(head[i], inliers=counts[i]) for i in order] + hits[depth:]
+
+    def rerank(self, query: str | Path, ranking: Ranking, paths: Sequence[str], depth: int) -> Ranking:
+        """A full ranking with its first `depth` documents re-ranked; `paths` are those documents' files."""
+        counts = self.inliers(query, list(paths[:depth]))
+        order = verified_order(counts, self.config.min_inliers)
+        head = len(order)
+        return Ranking(np.concatenate([ranking.ids[:head][order], ranking.ids[head:]]),
+                       np.concatenate([ranking.scores[:head][order], ranking.scores[head:]]))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
