@@ -121,3 +121,13 @@ def test_an_unreadable_query_is_one_line(verifier, tmp_path, original):
     with pytest.raises(ValueError, match="cannot read the query image .*bad.jpg"):
         verifier.inliers(bad, [str(original)])
     assert verifier.inliers(original, [str(bad)]) == [None]  # an unreadable hit is left unverified
+
+
+def test_the_transform_is_checked_and_both_kinds_verify_a_crop(original, copies):
+    with pytest.raises(ValueError, match="transform='homography'"):
+        VerifyConfig(transform="homography")
+    for kind in ("affine", "similarity"):
+        config = VerifyConfig(transform=kind)
+        features = [root_sift(read_grey(p, config.max_side, config.min_side), config.max_keypoints)
+                    for p in (original, copies["crop60"])]
+        assert count_inliers(*features, config) >= config.min_inliers, kind

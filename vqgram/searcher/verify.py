@@ -41,10 +41,15 @@ class VerifyConfig:
     min_side: int = 256  # small images are enlarged to this (a 25 % thumbnail keeps its keypoints)
     max_keypoints: int = 500
     ratio: float = 0.8  # Lowe's ratio test
+    transform: str = "affine"  # the model RANSAC fits: "affine" (6 degrees of freedom) or "similarity" (4)
     reprojection_px: float = 4.0  # RANSAC inlier distance, px of the resized images (8 let omniglot strokes verify)
     min_inliers: int = 15
     threads: int = 2
     cached_images: int = 512  # LRU of extracted features (about 256 KB each)
+
+    def __post_init__(self) -> None:
+        if self.transform not in ("affine", "similarity"):
+            raise ValueError(f"transform={self.transform!r}; choose affine or similarity")
 
 
 def count_inliers(query: LocalFeatures, candidate: LocalFeatures, config: VerifyConfig) -> int:
@@ -59,8 +64,8 @@ def count_inliers(query: LocalFeatures, candidate: LocalFeatures, config: Verify
         return 0
     src = query.xy[[m.queryIdx for m in good]]
     dst = candidate.xy[[m.trainIdx for m in good]]
-    _transform, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC,
-                                            ransacReprojThreshold=config.reprojection_px)
+    fit = cv2.estimateAffine2D if config.transform == "affine" else cv2.estimateAffinePartial2D
+    _transform, mask = fit(src, dst, method=cv2.RANSAC, ransacReprojThreshold=config.reprojection_px)
     return 0 if mask is None else int(mask.sum())
 
 
