@@ -6,6 +6,7 @@ API is checked to add nothing and lose nothing on the way to JSON.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import pytest
 from conftest import BACKENDS
@@ -131,6 +132,25 @@ def test_path_traversal_finds_nothing(served, url):
     assert r.status_code == 404 and "root:" not in r.text
 
 
+def test_verify_reranks_uploads_and_similar_as_the_python_api_does(served, photos, tmp_path):
+    pytest.importorskip("cv2", reason="verify needs OpenCV: pip install opencv-python-headless")
+    from vqgram.copies import EDITS_BY_NAME, make_copy
+
+    client, searcher, _ = served
+    original = sorted((photos / "church").iterdir())[0]
+    copy = tmp_path / "crop.jpg"
+    copy.write_bytes(make_copy(Image.open(original).convert("RGB"), EDITS_BY_NAME["crop60"], 0, "c")[0])
+    options = SearchOptions(mode="hybrid", verify=5)
+    body = upload(client, copy, mode="hybrid", k=5, verify=5).json()
+    expected = searcher.search_image(copy, 5, options)
+    assert [(h["id"], h["inliers"]) for h in body["hits"]] == [(h.id, h.inliers) for h in expected]
+    assert body["hits"][0]["path"] == str(original) and body["hits"][0]["inliers"] >= 15
+    doc = expected[0].id
+    similar = client.get(f"/api/similar/{doc}", params={"mode": "dense", "k": 4, "verify": 4}).json()["hits"]
+    assert [h["id"] for h in similar] == [h.id for h in searcher.similar(doc, 4, replace(options, mode="dense",
+                                                                                          verify=4))]
+
+
 def test_bad_uploads_get_one_line_4xx(served, queries, tmp_path):
     client, _, _ = served
 
@@ -146,6 +166,7 @@ def test_bad_uploads_get_one_line_4xx(served, queries, tmp_path):
         (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="bm25", dims="64"), 400, "dims applies"),
         (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="dense", dims="100"), 400, "not an embedding width"),
         (post("q.jpg", (queries / "tench.jpg").read_bytes(), k="100000"), 400, "k=100000"),
+        (post("q.jpg", (queries / "tench.jpg").read_bytes(), verify="1000"), 400, "verify=1000"),
     ]
     bomb = io.BytesIO()
     Image.new("L", (3000, 3000)).save(bomb, format="PNG")  # 9 MP in a few kB: over the 4 MP limit

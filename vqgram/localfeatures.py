@@ -38,12 +38,15 @@ def need_opencv(what: str) -> None:
         raise RuntimeError(f"{what} needs OpenCV: pip install 'vqgram[verify]' ({exc})") from None
 
 
-def read_grey(path: str | Path, max_side: int, min_side: int = 0) -> np.ndarray | None:
-    """The image as a (h, w) uint8 array resized into [min_side, max_side] on its longer side; None when
-    OpenCV cannot read it."""
+def read_grey(source: str | Path | bytes, max_side: int, min_side: int = 0) -> np.ndarray | None:
+    """An image file (or its bytes) as a (h, w) uint8 array resized into [min_side, max_side] on its longer
+    side; None when OpenCV cannot read it."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if isinstance(source, bytes):
+        img = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_GRAYSCALE)
+    else:
+        img = cv2.imread(str(source), cv2.IMREAD_GRAYSCALE)
     if img is None or img.size == 0:
         return None
     longest = max(img.shape)

@@ -93,7 +93,7 @@ def unused_options(names, mode: str, backend: str) -> list[tuple[str, str]]:
     return out
 
 
-def _verify_image(image: str | Path | None) -> str | Path:
+def _verify_image(image: str | Path | bytes | None) -> str | Path | bytes:
     if image is None:
         raise ValueError("--verify matches local features of the query image: search by an image file "
                          "(search_image), not by words and an embedding alone")
@@ -177,9 +177,10 @@ class Searcher:
                                  f"choose one of {', '.join(map(str, sizes))}")
 
     def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
-                       options: SearchOptions = SearchOptions(), image: str | Path | None = None) -> list[Hit]:
+                       options: SearchOptions = SearchOptions(), image: str | Path | bytes | None = None
+                       ) -> list[Hit]:
         """Rank by an image's words ({word: count}) and/or its embedding, as `options.mode` says; `image`
-        (the query's file) is read by --verify only."""
+        (the query's file or bytes) is read by --verify only."""
         self.check_options(options)
         if not options.verify:
             return self._search(words, vector, k, options)
@@ -200,7 +201,7 @@ class Searcher:
         return self._funnel_search(vector, k, options)
 
     def rank_encoded(self, words: dict[str, int], vector: np.ndarray | None,
-                     options: SearchOptions = SearchOptions(), image: str | Path | None = None) -> Ranking:
+                     options: SearchOptions = SearchOptions(), image: str | Path | bytes | None = None) -> Ranking:
         """Every document the mode ranks, best first, as arrays: the full run that evaluation scores.
 
         Word modes: every document sharing a word, by the engine's scores.

@@ -87,34 +87,42 @@ class Verifier:
         self._lock = Lock()
         self._pool = ThreadPoolExecutor(config.threads, thread_name_prefix="vqgram-verify")
 
-    def features(self, path: str | Path, mirrored: bool = False) -> tuple[LocalFeatures, LocalFeatures | None] | None:
-        """(features, features of the mirrored image or None) of one file; None when it cannot be read."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        key = (str(path), st.st_mtime_ns, st.st_size, mirrored)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+    def features(self, source: str | Path | bytes, mirrored: bool = False
+                 ) -> tuple[LocalFeatures, LocalFeatures | None] | None:
+        """(features, features of the mirrored image or None) of one file, or of an upload's bytes (not
+        cached); None when it cannot be read."""
+        key = None
+        if not isinstance(source, bytes):
+            try:
+                st = os.stat(source)
+            except OSError:
+                return None
+            key = (str(source), st.st_mtime_ns, st.st_size, mirrored)
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
         c = self.config
-        img = read_grey(path, c.max_side, c.min_side)
+        img = read_grey(source, c.max_side, c.min_side)
         if img is None:
             return None
         found = (root_sift(img, c.max_keypoints), root_sift(np.ascontiguousarray(img[:, ::-1]), c.max_keypoints)
                  if mirrored else None)
-        with self._lock:
-            self._cache[key] = found
-            while len(self._cache) > c.cached_images:
-                self._cache.popitem(last=False)
+        if key is not None:
+            with self._lock:
+                self._cache[key] = found
+                while len(self._cache) > c.cached_images:
+                    self._cache.popitem(last=False)
         return found
 
-    def inliers(self, query: str | Path, paths: Sequence[str]) -> list[int | None]:
-        """Inliers of each path's image against the query (or its mirror); None where a file cannot be read."""
+    def inliers(self, query: str | Path | bytes, paths: Sequence[str]) -> list[int | None]:
+        """Inliers of each path's image against the query (a file or an upload's bytes) or its mirror; None
+        where a file cannot be read."""
         q = self.features(query, mirrored=True)
         if q is None:
-            raise ValueError(f"--verify cannot read the query image {query}")
+            name = "upload" if isinstance(query, bytes) else query
+            raise ValueError(f"verification cannot read the query image {name} (OpenCV reads jpg, png, webp, "
+                             "bmp, tiff)")
         plain, mirror = q
 
         def one(path: str) -> int | None:
@@ -130,14 +138,14 @@ class Verifier:
                         "place behind the verified hits", missing, len(paths))
         return counts
 
-    def rerank_hits(self, query: str | Path, hits: list[Hit], depth: int) -> list[Hit]:
+    def rerank_hits(self, query: str | Path | bytes, hits: list[Hit], depth: int) -> list[Hit]:
         """The first `depth` hits re-ranked (each carrying its inliers), the rest behind them unchanged."""
         head = hits[:depth]
         counts = self.inliers(query, [h.path for h in head])
         order = verified_order(counts, self.config.min_inliers)
         return [replace(head[i], inliers=counts[i]) for i in order] + hits[depth:]
 
-    def rerank(self, query: str | Path, ranking: Ranking, paths: Sequence[str], depth: int) -> Ranking:
+    def rerank(self, query: str | Path | bytes, ranking: Ranking, paths: Sequence[str], depth: int) -> Ranking:
         """A full ranking with its first `depth` documents re-ranked; `paths` are those documents' files."""
         counts = self.inliers(query, list(paths[:depth]))
         order = verified_order(counts, self.config.min_inliers)

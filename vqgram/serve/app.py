@@ -1,8 +1,8 @@
 """The HTTP layer of `vqgram serve`: Starlette routes over a SearchService, and one-line JSON errors.
 
-    POST /api/search        multipart: image, mode, k, filter, dims
+    POST /api/search        multipart: image, mode, k, filter, dims, verify
     GET  /api/search?q=     the engine's query syntax (k, filter)
-    GET  /api/similar/{id}  more like an indexed image (mode, k, filter, dims)
+    GET  /api/similar/{id}  more like an indexed image (mode, k, filter, dims, verify)
     GET  /api/info          documents, backend, model, modes, widths
     GET  /thumb/{id}        a JPEG thumbnail, <= 256 px
     GET  /                  the page (static/index.html)
@@ -54,7 +54,8 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
         """(k, options) from form or query fields; ValueError (400) for a bad one."""
         k = service.check_k(_int(fields.get("k"), "k", 10))
         dims = _int(fields.get("dims"), "dims", None)
-        return k, service.options(fields.get("mode") or "bm25", fields.get("filter"), dims)
+        verify = _int(fields.get("verify"), "verify", 0)
+        return k, service.options(fields.get("mode") or "bm25", fields.get("filter"), dims, verify)
 
     async def search_upload(request: Request) -> Response:
         length = _int(request.headers.get("content-length"), "content-length", None)

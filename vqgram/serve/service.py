@@ -29,6 +29,7 @@ T = TypeVar("T")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000  # 40 megapixels: a big phone photo, not a decompression bomb
 MAX_K = 200
+MAX_VERIFY = 100  # hits re-ranked by geometric verification: about 20 ms each on two cores
 
 
 class UnknownDocument(LookupError):
@@ -51,6 +52,7 @@ class Limits:
     upload_bytes: int = MAX_UPLOAD_BYTES
     upload_pixels: int = MAX_UPLOAD_PIXELS
     k: int = MAX_K
+    verify: int = MAX_VERIFY
 
 
 def hits_json(hits: list[Hit]) -> list[dict]:
@@ -82,13 +84,16 @@ class SearchService:
                 "model_sha256": manifest.model_sha256, "tokenizer": asdict(manifest.tokenizer.kgram),
                 "max_upload_bytes": self.limits.upload_bytes, "max_k": self.limits.k}
 
-    def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None) -> SearchOptions:
-        """SearchOptions from request fields; ValueError (one line) for a bad mode, filter or width."""
+    def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None,
+                verify: int = 0) -> SearchOptions:
+        """SearchOptions from request fields; ValueError (one line) for a bad mode, filter, width or depth."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
         if dims is not None and mode not in OPTION_MODES["dims"]:
             raise ValueError(f"dims applies to mode {' / '.join(OPTION_MODES['dims'])} only, not {mode}")
-        options = SearchOptions(mode=mode, filter=filter or None, dims=dims)
+        if not 0 <= verify <= self.limits.verify:
+            raise ValueError(f"verify={verify} must be in 0..{self.limits.verify} (hits re-ranked; 0: off)")
+        options = SearchOptions(mode=mode, filter=filter or None, dims=dims, verify=verify)
         self.searcher.check_options(options)
         return options
 
@@ -120,7 +125,7 @@ class SearchService:
         start = time.perf_counter()
         words, vector = self.encode_upload(data)
         encoded = time.perf_counter()
-        hits = self._on_engine(lambda: self.searcher.search_encoded(words, vector, k, options))
+        hits = self._on_engine(lambda: self.searcher.search_encoded(words, vector, k, options, image=data))
         done = time.perf_counter()
         return {"hits": hits_json(hits), "took_ms": 1000 * (done - start), "encode_ms": 1000 * (encoded - start)}
 
