@@ -28,3 +28,23 @@ def test_copies_rank_each_other_first(tmp_path, photos):
         assert {db[i] for i in row[:3]} == group
     again = SiftBoW(tmp_path / "cache", photos, SiftConfig(words=256, train_images=36), progress=False)
     assert np.array_equal(again.vocabulary, bow.vocabulary)  # cached on disk
+
+
+def test_workers_start_after_opencv_ran_in_this_process(tmp_path, photos):
+    """--verify runs OpenCV in the parent; forked workers then hung in their first cv2 call."""
+    import subprocess
+    import sys
+
+    script = f"""
+from pathlib import Path
+from vqgram.eval.sift import SiftBoW, SiftConfig
+from vqgram.searcher.verify import Verifier
+if __name__ == "__main__":
+    photos = sorted(Path({str(photos)!r}).rglob("*.jpg"))
+    Verifier().inliers(photos[0], [str(photos[1])])
+    bow = SiftBoW(Path({str(tmp_path)!r}), Path({str(photos)!r}), SiftConfig(words=64, train_images=10), progress=False)
+    print(len(bow.words([str(p) for p in photos[:4]])))
+"""
+    (tmp_path / "run.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and done.stdout.split() == ["4"], done.stderr[-2000:]

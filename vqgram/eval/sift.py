@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -108,7 +109,10 @@ class SiftBoW:
 
     def _map(self, fn, paths: Sequence[str], vocabulary: np.ndarray | None, desc: str) -> Iterator[np.ndarray]:
         """fn over paths in worker processes, results in order as they come (so a killed run keeps its cache)."""
-        with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(self.config, vocabulary)) as pool:
+        # Spawned, not forked: a child forked after this process used OpenCV (--verify) inherits its thread
+        # pool's locks and hangs in its first cv2 call.
+        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(self.config, vocabulary)) as pool:
             yield from progress_bar(pool.map(fn, paths, chunksize=16), total=len(paths), desc=desc, unit="img",
                                     show=self.progress)
 
