@@ -123,6 +123,14 @@ def test_an_unreadable_query_is_one_line(verifier, tmp_path, original):
     assert verifier.inliers(original, [str(bad)]) == [None]  # an unreadable hit is left unverified
 
 
+def test_a_query_without_keypoints_says_so_and_verifies_nothing(verifier, tmp_path, original, caplog):
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (300, 200), (120, 120, 120)).save(flat)
+    with caplog.at_level(logging.WARNING, "vqgram"):
+        assert verifier.inliers(flat, [str(original)]) == [0]
+    assert "no keypoints in the query image" in caplog.text
+
+
 def test_the_transform_is_checked_and_both_kinds_verify_a_crop(original, copies):
     with pytest.raises(ValueError, match="transform='homography'"):
         VerifyConfig(transform="homography")

@@ -124,6 +124,9 @@ class Verifier:
             raise ValueError(f"verification cannot read the query image {name} (OpenCV reads jpg, png, webp, "
                              "bmp, tiff)")
         plain, mirror = q
+        if not len(plain):
+            log.warning("--verify: SIFT finds no keypoints in the query image (flat or smooth?); nothing can "
+                        "verify, the hits keep their order")
 
         def one(path: str) -> int | None:
             found = self.features(path)
