@@ -111,6 +111,8 @@ class Verifier:
         if key is not None:
             with self._lock:
                 self._cache[key] = found
+                if mirrored:  # the query is often among its own hits (similar, leave-one-out): extract it once
+                    self._cache[key[:-1] + (False,)] = (found[0], None)
                 while len(self._cache) > c.cached_images:
                     self._cache.popitem(last=False)
         return found
