@@ -1,4 +1,7 @@
-"""--device: auto resolves to what the machine has, an absent accelerator is a clear error, CPU encodes as before."""
+"""--device: auto resolves to what the machine has, an absent accelerator is a clear error, CPU encodes as before;
+on the CPU, freed batches stay in the heap."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -26,3 +29,38 @@ def test_auto_device_tokenizer_encodes_like_the_cpu_one(tokenizer, queries):
         assert torch.equal(a.counts, b.counts) and torch.allclose(a.embedding, b.embedding)
     else:  # bf16 autocast may flip a few codes; the embedding stays close
         assert torch.nn.functional.cosine_similarity(a.embedding, b.embedding).item() > 0.99
+
+
+_FAULTS = """
+import resource, torch
+from vqgram.tokenizer.device import reuse_freed_memory
+on = reuse_freed_memory()
+for _ in range(5):  # a batch's worth, freed each time; the heap settles within three
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(16 << 20)  # 64 MB
+print(on, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _last_allocation_faults(env: dict[str, str]) -> tuple[str, int]:
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env={**os.environ, **env}, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return out[0], int(out[1])
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_freed_batches_stay_in_the_heap_so_the_next_one_is_not_faulted_in_again(tokenizer):
+    from vqgram.tokenizer.device import reuse_freed_memory
+
+    assert reuse_freed_memory()  # a CPU tokenizer (the fixture) has turned it on in this process
+    on, faults = _last_allocation_faults({})
+    assert on == "True" and faults < 1_000  # 64 MB is 16,384 pages of 4 kB: reused, not faulted in
+    off, faults = _last_allocation_faults({"VQGRAM_MALLOC": "system"})
+    assert off == "False"
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not thp.exists() or "[always]" not in thp.read_text():  # 2 MB pages would fault 32 times, not 16,384
+        assert faults > 8_000  # glibc's own policy: a fresh mapping, every page faulted again

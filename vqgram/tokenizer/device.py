@@ -3,8 +3,16 @@
 On CUDA the backbone runs under bf16 autocast in channels_last layout (tensor
 cores); the heads then see float32 feature maps, so codes and embeddings stay
 float32 decisions on every device.
+
+On the CPU, glibc's allocator hands every freed block over 32 MB back to the
+kernel, so each batch's activations are faulted in afresh: on this project's
+2-core machine page faults took half the CPU time of a forward pass
+(`reuse_freed_memory`).
 """
 from __future__ import annotations
+
+import ctypes
+import os
 
 import torch
 
@@ -22,6 +30,31 @@ def resolve_device(name: str = "auto") -> torch.device:
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
         raise ValueError(f"device {name} is not available on this machine; use --device cpu or auto")
     return torch.device(name)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+_reusing = False
+
+
+def reuse_freed_memory() -> bool:
+    """Keep freed memory in this process's heap for the next batch instead of returning it to the kernel.
+
+    glibc serves blocks over its mmap threshold (at most 32 MB; a batch of 32
+    at 224 px has 51 MB activations) with fresh mappings and unmaps them on
+    free; the next batch then pays a page fault per 4 kB. With mmap off and
+    trimming above 2 GB, the backbone ran at 75 instead of 38 images/s on
+    this machine (`docs/RESULTS.md`). The cost: the process keeps its peak
+    heap until it ends. Once per process; off with VQGRAM_MALLOC=system, and a
+    no-op where the C library is not glibc. True when the setting is in force.
+    """
+    global _reusing
+    if not _reusing and os.environ.get("VQGRAM_MALLOC", "") != "system":
+        try:
+            libc = ctypes.CDLL(None)
+            _reusing = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+        except (OSError, AttributeError):  # no mallopt: not glibc
+            pass
+    return _reusing
 
 
 def autocast(device: torch.device):

@@ -14,7 +14,7 @@ import torch
 
 from ..config import KGramConfig, TokenizerConfig
 from ..images import ImageFile, load_resized, to_tensor
-from .device import resolve_device
+from .device import resolve_device, reuse_freed_memory
 from .feature_cache import FeatureCache, default_root, feature_maps
 from .kgrams import KGramWords
 from .lift import LiftedWords
@@ -44,6 +44,8 @@ class Tokenizer:
             raise ValueError("k-gram settings (--kgram, --kernel, --padding, --stride) apply to models with a VQ "
                              "head; this model makes lifted words: drop them, or give --model a k-gram model")
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            reuse_freed_memory()
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.config = TokenizerConfig(model=model.config, kgram=kgram, max_size=max_size)
         self.model_path, self.model_sha256 = model_path, model_sha256
