@@ -187,7 +187,7 @@ def score(args) -> None:
                 rows.setdefault(f"dense@{d}", []).append(score_map(g(e_q) @ g(e_db).T, z))
             if args.dense_only:
                 continue
-            wd, wq = words((db - mean) @ proj, atoms, args.active), words((q - mean) @ proj, atoms, args.active)
+            wd, wq = words((db - mean) @ proj, atoms, args.active), words((q - mean) @ proj, atoms, args.query_active or args.active)
             if name == "imagenette":
                 df = np.asarray((wd > 0).sum(0)).ravel() / wd.shape[0]
                 print(f"{pname}: median word DF on imagenette {np.median([np.median(df[r.indices]) for r in wd]):.4f}")
@@ -222,6 +222,7 @@ def main() -> None:
     s.add_argument("--prefix", type=int, nargs="*", default=[])
     s.add_argument("--dense-only", action="store_true")
     s.add_argument("--active", type=int, default=384, help="words per image")
+    s.add_argument("--query-active", type=int, default=None, help="words per query image (default: --active)")
     s.add_argument("--hybrid", type=float, nargs="*", default=[0.5], help="words weights of min-max fusion")
     args = ap.parse_args()
     extract(args) if args.cmd == "extract" else score(args)

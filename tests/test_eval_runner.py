@@ -6,7 +6,7 @@ import pytest
 
 from vqgram.eval.runner import evaluate, mode_options, write_trec_runs
 
-MODES = ("bm25", "dense", "dense@16", "hybrid", "funnel")
+MODES = ("bm25", "dense", "dense@16", "hybrid", "funnel", "bm25+words384", "hybrid+words768")
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,7 @@ def test_one_row_per_mode_with_the_contract_fields(evaluation):
     assert "dims" not in rows["hybrid"]
     chance = 5 / 35  # 6 photos a class: 5 relevant among the 35 others
     assert all(r["map"] > 2 * chance for r in rows.values())
+    assert rows["hybrid+words768"]["map"] > 2 * chance
     assert set(rows["bm25"]["labels"]) == {"tench", "church", "parachute", "golf_ball", "garbage_truck", "french_horn"}
 
 
@@ -32,6 +33,11 @@ def test_rankings_leave_the_query_out(evaluation):
     ranked = evaluation.rankings["bm25"]
     assert ranked.shape == (36, 35)
     assert all(q not in row for q, row in enumerate(ranked))
+
+
+def test_query_words_encoded_again_give_the_indexing_pass_words(evaluation):
+    """A +wordsN mode re-encodes the queries; with the model's own 384 words it ranks exactly as bm25."""
+    assert np.array_equal(evaluation.rankings["bm25+words384"], evaluation.rankings["bm25"])
 
 
 def test_mode_names_are_checked():
@@ -45,7 +51,9 @@ def test_mode_names_are_checked():
     assert mode_options("bm25+verify20").verify == 20 and mode_options("bm25").verify == 0
     both = mode_options("dense+prf10+verify5")
     assert (both.prf_depth, both.verify) == (10, 5)
-    for bad in ("bm25+prf10", "dense+prf", "dense+prfx", "dense@x", "bm25+verify", "bm25+check3", "hybrid+"):
+    assert mode_options("hybrid+words768").query_words == 768 and mode_options("bm25").query_words is None
+    for bad in ("bm25+prf10", "dense+prf", "dense+prfx", "dense@x", "bm25+verify", "bm25+check3", "hybrid+",
+                "dense+words768", "funnel+words500"):
         with pytest.raises(ValueError, match="unknown mode"):
             mode_options(bad)
 

@@ -139,3 +139,36 @@ def test_words_do_not_depend_on_the_batch(lift_model):
         reference = torch.stack([head.atoms[c].double() @ v for c, v in zip(candidates, centred)])
         assert torch.equal(head._rescore(candidates, centred), reference)
     assert torch.equal(together, alone) and (together > 0).sum(1).eq(SMALL.active).all()
+
+
+def test_query_words_are_the_indexed_words_and_the_next_strongest(lift_model):
+    """Multiple assignment for queries: N words an image, whose strongest `active` are exactly an indexed
+    image's words with the same frequencies; the rest are weaker atoms, never stronger than those."""
+    from vqgram.tokenizer.model import load_model
+
+    head = load_model(lift_model[0]).lift
+    x = torch.nn.functional.normalize(torch.randn(5, head.mean.shape[0], generator=torch.Generator().manual_seed(1),
+                                                  dtype=torch.float64), dim=-1)
+    with torch.inference_mode():
+        indexed, query = head(x)[1], head(x, SMALL.active + 100)[1]
+    assert (query > 0).sum(1).eq(SMALL.active + 100).all()
+    kept = indexed > 0
+    assert torch.equal(query[kept], indexed[kept])
+    extra = (query > 0) & ~kept
+    for row in range(len(x)):
+        assert query[row][extra[row]].max() <= indexed[row][kept[row]].min()
+    with pytest.raises(ValueError, match=f"0 words an image: choose 1 to {SMALL.atoms - 32}"):
+        head(x, 0)
+
+
+def test_query_words_reach_the_search(lift_model, photos, queries, tmp_path):
+    """search_image with query_words encodes the query with that many words; similar() has only stored words."""
+    tok = Tokenizer.from_model(lift_model[0])
+    index_folder(photos, tmp_path / "idx", tok, progress=False, workers=0)
+    with Searcher(tmp_path / "idx", tok) as searcher:
+        words, _ = searcher.encode_image(queries / "tench.jpg", SMALL.active * 2)
+        assert len(words) == SMALL.active * 2
+        hits = searcher.search_image(queries / "tench.jpg", 5, SearchOptions(query_words=SMALL.active * 2))
+        assert hits and hits[0].label == "tench"
+        with pytest.raises(ValueError, match="query_words applies to image queries"):
+            searcher.similar(hits[0].id, 5, SearchOptions(query_words=100))

@@ -345,6 +345,8 @@ def small_index(tmp_path_factory, photos):
     (["--mode", "dense", "--ef", "50"], "--ef applies to Lucene's HNSW only"),
     (["--mode", "funnel", "--weights", "1", "1"], "--weights applies to mode hybrid only"),
     (["--mode", "dense", "--max-terms", "5"], "--max-terms applies to mode bm25 / tfidf / jaccard / hybrid only"),
+    (["--mode", "dense", "--query-words", "500"], "--query-words applies to mode bm25 / tfidf / jaccard / hybrid only"),
+    (["--query-words", "70000"], "70000 words an image: choose 1 to 65504 (this model's images get 384)"),
 ])
 def test_search_options_that_would_be_ignored_are_usage_errors(small_index, queries, args, message):
     result = CliRunner().invoke(main, ["search", str(small_index), "--image", str(queries / "tench.jpg"), *args])
@@ -354,6 +356,8 @@ def test_search_options_that_would_be_ignored_are_usage_errors(small_index, quer
 def test_search_options_with_a_text_query_are_usage_errors(small_index):
     result = CliRunner().invoke(main, ["search", str(small_index), "--query", "all", "--mode", "dense"])
     assert result.exit_code == 2 and "--mode apply to --image searches only" in result.output
+    result = CliRunner().invoke(main, ["search", str(small_index), "--query", "all", "--query-words", "500"])
+    assert result.exit_code == 2 and "--query-words apply to --image searches only" in result.output
 
 
 def test_creation_options_on_an_existing_index_must_match_it(tmp_path, photos, tokenizer):

@@ -27,6 +27,9 @@ def parse_stages(value: str):
 @click.option("--mode", type=click.Choice(["bm25", "tfidf", "jaccard", "dense", "hybrid", "funnel"]), default="bm25",
               help="How an image query ranks (tfidf, jaccard and BM25 k1/b need a Lucene index).")
 @click.option("--max-terms", type=click.IntRange(1), default=None, help="Keep the N heaviest query words.")
+@click.option("--query-words", type=click.IntRange(1), default=None, metavar="N",
+              help="Lifted words of the query image: N instead of the model's own (an indexed image's words and "
+                   "the next strongest; more finds more, costs more postings; docs/RESULTS.md).")
 @click.option("--prune", "prune_terms", type=click.IntRange(1), default=None,
               help="Keep the N query words of highest weight x idf (faster on large indexes; docs/SCALE.md).")
 @click.option("--k1", type=float, default=1.2, help="BM25 k1.")
@@ -57,16 +60,16 @@ def parse_stages(value: str):
               help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
 @click.pass_context
 @friendly
-def search(ctx, index, image, query, k, mode, max_terms, prune_terms, k1, b, dims, ef, exact, centre, fusion, weights,
-           depth, stages, prf_depth, filter_, verify, as_json, print_query):
+def search(ctx, index, image, query, k, mode, max_terms, query_words, prune_terms, k1, b, dims, ef, exact, centre,
+           fusion, weights, depth, stages, prf_depth, filter_, verify, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from ..searcher.searcher import OPTION_MODES, SearchOptions, Searcher, unused_options
 
     if bool(image) == bool(query):
         raise click.UsageError("give exactly one of --image or --query")
-    options = SearchOptions(mode=mode, max_terms=max_terms, prune_terms=prune_terms, k1=k1, b=b, dims=dims, ef=ef,
-                            exact=exact, fusion=fusion, weights=tuple(weights), depth=depth, stages=stages,
-                            prf_depth=prf_depth, filter=filter_, verify=verify)
+    options = SearchOptions(mode=mode, max_terms=max_terms, query_words=query_words, prune_terms=prune_terms, k1=k1,
+                            b=b, dims=dims, ef=ef, exact=exact, fusion=fusion, weights=tuple(weights), depth=depth,
+                            stages=stages, prf_depth=prf_depth, filter=filter_, verify=verify)
     with Searcher(index, centre=centre) as searcher:
         if query:
             image_only = given(ctx, ("mode", *OPTION_MODES))
@@ -101,7 +104,7 @@ def _cluster_query(searcher, target: str, image, k: int, options) -> dict:
 
     if not image:
         raise click.UsageError("--print-query needs --image (a text query is already the engine's own syntax)")
-    words, vector = searcher.encode_image(image)
+    words, vector = searcher.encode_image(image, options.query_words)
     spec = vector_spec(searcher.handle, len(vector), options.dims)
     return query_body(target, options.mode, k, searcher.query_weights(words, options), vector, spec,
                       ef=options.ef or 100, fusion_weights=options.weights)

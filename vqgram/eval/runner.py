@@ -31,20 +31,22 @@ log = logging.getLogger("vqgram")
 
 
 def mode_options(name: str, base: SearchOptions = SearchOptions()) -> SearchOptions:
-    """'bm25', 'dense', 'dense@32', 'hybrid', 'funnel', 'dense+prf10', 'hybrid+verify20', ... -> SearchOptions
-    (dense scans exactly)."""
+    """'bm25', 'dense', 'dense@32', 'hybrid', 'funnel', 'dense+prf10', 'hybrid+verify20', 'bm25+words768', ...
+    -> SearchOptions (dense scans exactly)."""
     head, *extras = name.split("+")
     mode, _, dims = head.partition("@")
     knobs = {}
     for extra in extras:
         key = extra.rstrip("0123456789")
-        knobs[{"prf": "prf_depth", "verify": "verify"}.get(key, "?")] = extra[len(key):]
+        knobs[{"prf": "prf_depth", "verify": "verify", "words": "query_words"}.get(key, "?")] = extra[len(key):]
     if (mode not in MODES or (dims and (mode != "dense" or not dims.isdigit()))
             or not all(v.isdigit() for v in knobs.values()) or "?" in knobs
-            or ("prf_depth" in knobs and mode in WORD_MODES)):
+            or ("prf_depth" in knobs and mode in WORD_MODES)
+            or ("query_words" in knobs and mode not in WORD_MODES + ("hybrid",))):
         raise ValueError(f"unknown mode {name!r}; choose from {', '.join(MODES)}, dense@D for a prefix of D dims, "
-                         "+prfN after a vector mode for feedback from its N nearest, and +verifyN after any mode "
-                         "to re-rank its top N by geometric verification")
+                         "+prfN after a vector mode for feedback from its N nearest, +wordsN after a words mode or "
+                         "hybrid for N lifted words a query image, and +verifyN after any mode to re-rank its top N "
+                         "by geometric verification")
     return replace(base, mode=mode, dims=int(dims) if dims else base.dims, exact=True,
                    **{k: int(v) for k, v in knobs.items()})
 
@@ -89,12 +91,16 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     position = {}  # document id -> database position
     for i, item in enumerate(dataset.items):
         position.setdefault(sha_of[item.path], i)
-    query_features = _query_features(dataset, plan, tokenizer, features, sha_of, cache)
+    by_words = {None: _query_features(dataset, plan, tokenizer, features, sha_of, cache)}
     query_paths = [q.path for q in plan.queries]
     rows, rankings = [], {}
     with Searcher(index, tokenizer) as searcher:
         for name, opts in options.items():
             start = time.time()
+            if opts.query_words not in by_words:
+                by_words[opts.query_words] = _query_features(dataset, plan, tokenizer, features, sha_of, cache,
+                                                             opts.query_words)
+            query_features = by_words[opts.query_words]
             queries = progress_bar(zip(query_features, query_paths), total=len(query_paths), desc=name, unit="query",
                                    show=progress)
             ranked = np.stack([_full_ranking(searcher, w, v, p, opts, position, len(dataset.items))
@@ -111,14 +117,15 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     return Evaluation(dataset, plan, rows, rankings)
 
 
-def _query_features(dataset, plan, tokenizer, features, sha_of, cache):
-    """(words, embedding) per query: from the indexing pass, or encoded once for a query folder."""
-    if dataset.queries is None:
+def _query_features(dataset, plan, tokenizer, features, sha_of, cache, query_words=None):
+    """(words, embedding) per query: from the indexing pass, or encoded once for a query folder or for
+    `query_words` lifted words a query."""
+    if dataset.queries is None and query_words is None:
         return [features[sha_of[item.path]] for item in plan.queries]
-    root = Path(dataset.query_root)
+    root = Path(dataset.query_root if dataset.queries is not None else dataset.root)
     files = [probe(Path(q.path), root) for q in plan.queries]
     out = [None] * len(files)
-    for ok, enc, bad in tokenizer.encode_files(files, cache=cache):
+    for ok, enc, bad in tokenizer.encode_files(files, cache=cache, query_words=query_words):
         for row, i in enumerate(ok):
             out[i] = (tokenizer.vocabulary.to_dict(enc.counts[row]), enc.embedding[row].numpy())
         for i, reason in bad:

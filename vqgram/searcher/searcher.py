@@ -45,6 +45,7 @@ class SearchOptions:
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
     filter: str | None = None  # every mode: only documents passing it (indexer/filters.py), e.g. 'label:cats'
     verify: int = 0  # every mode: re-rank the top N hits by geometric verification (verify.py; 0: off)
+    query_words: int | None = None  # words of an image query: N lifted words instead of the model's (more: recall)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,6 +54,8 @@ class SearchOptions:
             raise ValueError(f"prf_depth={self.prf_depth} must be 0 (off) or a number of neighbours")
         if self.verify < 0:
             raise ValueError(f"verify={self.verify} must be 0 (off) or a number of hits to re-rank")
+        if self.query_words is not None and self.query_words < 1:
+            raise ValueError(f"query_words={self.query_words} must be at least 1")
         if self.filter:
             parse_filter(self.filter)  # a bad filter fails here, in one line, before any search
 
@@ -78,6 +81,7 @@ OPTION_MODES = {
     "stages": ("funnel",),
     "prf_depth": ("dense", "hybrid", "funnel"),
     "verify": MODES,
+    "query_words": WORD_MODES + ("hybrid",),
 }
 HNSW_OPTIONS = ("ef", "exact")
 
@@ -131,15 +135,16 @@ class Searcher:
         return self._tokenizer
 
     def search_image(self, image: str | Path, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
-        return self.search_encoded(*self.encode_image(image), k, options, image=image)
+        return self.search_encoded(*self.encode_image(image, options.query_words), k, options, image=image)
 
-    def encode_image(self, image: str | Path) -> tuple[dict[str, int], np.ndarray]:
-        """A query image's {word: count} and embedding, as this index's tokenizer makes them."""
+    def encode_image(self, image: str | Path, query_words: int | None = None) -> tuple[dict[str, int], np.ndarray]:
+        """A query image's {word: count} and embedding, as this index's tokenizer makes them (with
+        `query_words` lifted words rather than the model's own)."""
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"query image not found: {path}")
         try:
-            encoded = self.tokenizer.encode_image(path)
+            encoded = self.tokenizer.encode_image(path, query_words)
         except OSError as exc:
             raise ValueError(f"cannot read query image {path}: {exc}") from None
         return self.tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
@@ -154,6 +159,8 @@ class Searcher:
         """More like an indexed image: its stored words and embedding as the query (no model run).
         KeyError for an id the index does not hold."""
         doc_id = str(doc_id)
+        if options.query_words is not None:
+            raise ValueError("query_words applies to image queries; similar() queries with the stored words")
         words = Counter(self.handle.backend.stored_words(doc_id).split())
         ids, index = self._vector_index()
         rows = np.flatnonzero(ids == doc_id)

@@ -70,18 +70,22 @@ class Tokenizer:
         return embedding_sizes(self.config.model)[-1]
 
     @torch.inference_mode()
-    def encode(self, pixels: torch.Tensor) -> Encoded:
+    def encode(self, pixels: torch.Tensor, query_words: int | None = None) -> Encoded:
         """(B, 3, H, W) normalised pixels -> word counts and embeddings."""
-        return self.encode_features(self.model.features(pixels))
+        return self.encode_features(self.model.features(pixels), query_words)
 
     @torch.inference_mode()
-    def encode_features(self, fmap: torch.Tensor) -> Encoded:
-        """Backbone feature maps -> word counts and embeddings (on the CPU, whatever the device)."""
-        out = self.model.from_features(fmap)
+    def encode_features(self, fmap: torch.Tensor, query_words: int | None = None) -> Encoded:
+        """Backbone feature maps -> word counts and embeddings (on the CPU, whatever the device).
+
+        query_words: that many lifted words an image instead of the model's own
+        (multiple assignment for query images: an indexed image's words and more).
+        """
+        out = self.model.from_features(fmap, query_words)
         return Encoded(self.vocabulary.count(out.tokens).cpu(), out.embedding.cpu())
 
     def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int = 2,
-                     cache: FeatureCache | None = None
+                     cache: FeatureCache | None = None, query_words: int | None = None
                      ) -> Iterator[tuple[list[int], Encoded, list[tuple[int, str]]]]:
         """Yield (indices into files, their encodings, [(index, reason) skipped]) per batch.
 
@@ -89,18 +93,18 @@ class Tokenizer:
         """
         for ok, fmap, bad in feature_maps(self.model, files, self.config.max_size, cache=cache,
                                           batch_size=batch_size, workers=workers):
-            encoded = self.encode_features(fmap) if ok else Encoded(torch.empty(0), torch.empty(0))
+            encoded = self.encode_features(fmap, query_words) if ok else Encoded(torch.empty(0), torch.empty(0))
             yield ok, encoded, bad
 
     def feature_cache(self, root: str | Path | None = None) -> FeatureCache:
         """The cache of this tokenizer's feature maps under `root` (default ~/.cache/vqgram/features)."""
         return FeatureCache(root or default_root(), self.config.model, self.config.max_size)
 
-    def encode_image(self, path: str | Path) -> Encoded:
+    def encode_image(self, path: str | Path, query_words: int | None = None) -> Encoded:
         """One image (a query): decoded here, resized like indexed images of its shape."""
         spec = self.spec
         img = load_resized(path, self.config.max_size, spec.stride, spec.interpolation)
-        return self.encode(to_tensor(img, spec.mean, spec.std).unsqueeze(0))
+        return self.encode(to_tensor(img, spec.mean, spec.std).unsqueeze(0), query_words)
 
     def words(self, path: str | Path) -> dict[str, int]:
         """{word: count} of one image, heaviest first."""

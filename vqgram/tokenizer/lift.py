@@ -93,13 +93,20 @@ class LiftHead(nn.Module):
         w = c.class_weight
         return torch.cat([(1 - w * w) ** 0.5 * gem, w * F.normalize(class_embedding.float(), dim=-1)], dim=-1)
 
-    def forward(self, descriptor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, descriptor: torch.Tensor, active: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`active` words an image instead of the config's: a query's multiple assignment. Its strongest
+        `config.active` words and their frequencies are exactly an indexed image's (frequencies are relative
+        to the strongest atom), the rest are the next atoms down."""
         c = self.config
+        active = c.active if active is None else active
+        if not 1 <= active <= c.atoms - _MARGIN:
+            raise ValueError(f"{active} words an image: choose 1 to {c.atoms - _MARGIN} (this model's images "
+                             f"get {c.active})")
         x, basis = descriptor.double(), self.basis.double()
         embedding = F.normalize(x @ basis, dim=-1).float()
         centred = F.normalize((x - self.mean.double()) @ basis, dim=-1)
-        candidates = (centred.float() @ self.atoms.T).topk(c.active + _MARGIN, dim=-1).indices
-        top = self._rescore(candidates, centred).topk(c.active, dim=-1)
+        candidates = (centred.float() @ self.atoms.T).topk(active + _MARGIN, dim=-1).indices
+        top = self._rescore(candidates, centred).topk(active, dim=-1)
         strength = top.values / top.values[:, :1].clamp(min=1e-12)
         tf = (strength * c.levels).round().clamp(min=1).long()
         counts = torch.zeros(len(descriptor), c.atoms, dtype=torch.long, device=descriptor.device)

@@ -79,12 +79,15 @@ class VQGramModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def from_features(self, fmap: torch.Tensor) -> ModelOutput:
-        """Feature map -> word tokens and embedding (cheap: what a feature cache leaves to compute)."""
+    def from_features(self, fmap: torch.Tensor, query_words: int | None = None) -> ModelOutput:
+        """Feature map -> word tokens and embedding (cheap: what a feature cache leaves to compute);
+        `query_words`: that many lifted words an image (a query's; lift heads only)."""
         fmap = fmap.to(self.device).contiguous()  # one memory layout (cached maps load NCHW), one rounding
         if self.lift is not None:
-            lifted, counts = self.lift(self.lift_descriptor(fmap))
+            lifted, counts = self.lift(self.lift_descriptor(fmap), query_words)
             return ModelOutput(counts, lifted)
+        if query_words is not None:
+            raise ValueError("query words apply to lifted words; this model makes k-gram words (drop the option)")
         return ModelOutput(self.vq(fmap).codes, F.normalize(self._class_embedding(fmap).float(), dim=-1))
 
     def lift_descriptor(self, fmap: torch.Tensor) -> torch.Tensor:
