@@ -151,6 +151,17 @@ def test_verify_reranks_uploads_and_similar_as_the_python_api_does(served, photo
                                                                                           verify=4))]
 
 
+def test_query_words_reach_the_upload_as_in_the_python_api(served, queries):
+    client, searcher, _ = served
+    query = queries / "tench.jpg"
+    body = upload(client, query, mode="hybrid", k=6, query_words=768).json()
+    options = SearchOptions(mode="hybrid", query_words=768)
+    assert [h["id"] for h in body["hits"]] == [h.id for h in searcher.search_image(query, 6, options)]
+    doc = body["hits"][0]["id"]
+    r = client.get(f"/api/similar/{doc}", params={"query_words": 768})
+    assert r.status_code == 400 and "query_words applies to image queries" in r.json()["error"]
+
+
 def test_bad_uploads_get_one_line_4xx(served, queries, tmp_path):
     client, _, _ = served
 
@@ -167,6 +178,9 @@ def test_bad_uploads_get_one_line_4xx(served, queries, tmp_path):
         (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="dense", dims="100"), 400, "not an embedding width"),
         (post("q.jpg", (queries / "tench.jpg").read_bytes(), k="100000"), 400, "k=100000"),
         (post("q.jpg", (queries / "tench.jpg").read_bytes(), verify="1000"), 400, "verify=1000"),
+        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="dense", query_words="768"), 400,
+         "query_words applies to mode bm25 / tfidf / jaccard / hybrid only"),
+        (post("q.jpg", (queries / "tench.jpg").read_bytes(), query_words="99999"), 400, "99999 words an image"),
     ]
     bomb = io.BytesIO()
     Image.new("L", (3000, 3000)).save(bomb, format="PNG")  # 9 MP in a few kB: over the 4 MP limit

@@ -12,7 +12,8 @@ from .indexer.backend import Hit, ImageDoc, IndexCorrupt, IndexLocked  # noqa: E
 from .indexer.health import IndexCheck, check_index  # noqa: E402
 from .indexer.pipeline import IndexReport, index_folder  # noqa: E402
 from .indexer.store import open_index  # noqa: E402
-from .searcher.searcher import SearchOptions, Searcher  # noqa: E402
+from .searcher.options import SearchOptions  # noqa: E402
+from .searcher.searcher import Searcher  # noqa: E402
 from .tokenizer.encoder import Tokenizer  # noqa: E402
 
 __all__ = [

@@ -63,7 +63,8 @@ def parse_stages(value: str):
 def search(ctx, index, image, query, k, mode, max_terms, query_words, prune_terms, k1, b, dims, ef, exact, centre,
            fusion, weights, depth, stages, prf_depth, filter_, verify, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
-    from ..searcher.searcher import OPTION_MODES, SearchOptions, Searcher, unused_options
+    from ..searcher.options import OPTION_MODES, SearchOptions, unused_options
+    from ..searcher.searcher import Searcher
 
     if bool(image) == bool(query):
         raise click.UsageError("give exactly one of --image or --query")

@@ -21,7 +21,8 @@ from ..images import file_sha, probe
 from ..indexer.backend import size_on_disk
 from ..indexer.pipeline import index_folder
 from ..progress import progress_bar
-from ..searcher.searcher import MODES, WORD_MODES, SearchOptions, Searcher
+from ..searcher.options import MODES, WORD_MODES, SearchOptions
+from ..searcher.searcher import Searcher
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
 from . import metrics

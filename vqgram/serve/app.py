@@ -1,6 +1,6 @@
 """The HTTP layer of `vqgram serve`: Starlette routes over a SearchService, and one-line JSON errors.
 
-    POST /api/search        multipart: image, mode, k, filter, dims, verify
+    POST /api/search        multipart: image, mode, k, filter, dims, verify, query_words
     GET  /api/search?q=     the engine's query syntax (k, filter)
     GET  /api/similar/{id}  more like an indexed image (mode, k, filter, dims, verify)
     GET  /api/info          documents, backend, model, modes, widths
@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..images import DECODE_ERRORS
-from ..searcher.searcher import SearchOptions
+from ..searcher.options import SearchOptions
 from .service import SearchService, UnknownDocument, UploadRejected
 from .thumbnails import ThumbnailCache
 
@@ -55,7 +55,8 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
         k = service.check_k(_int(fields.get("k"), "k", 10))
         dims = _int(fields.get("dims"), "dims", None)
         verify = _int(fields.get("verify"), "verify", 0)
-        return k, service.options(fields.get("mode") or "bm25", fields.get("filter"), dims, verify)
+        query_words = _int(fields.get("query_words"), "query_words", None)
+        return k, service.options(fields.get("mode") or "bm25", fields.get("filter"), dims, verify, query_words)
 
     async def search_upload(request: Request) -> Response:
         length = _int(request.headers.get("content-length"), "content-length", None)

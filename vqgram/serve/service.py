@@ -21,7 +21,8 @@ from PIL import Image
 
 from ..images import DECODE_ERRORS
 from ..indexer.backend import DocTable, Hit
-from ..searcher.searcher import MODES, OPTION_MODES, SearchOptions, Searcher
+from ..searcher.options import MODES, OPTION_MODES, SearchOptions
+from ..searcher.searcher import Searcher
 from ..tokenizer.model import embedding_sizes
 
 T = TypeVar("T")
@@ -85,15 +86,16 @@ class SearchService:
                 "max_upload_bytes": self.limits.upload_bytes, "max_k": self.limits.k}
 
     def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None,
-                verify: int = 0) -> SearchOptions:
+                verify: int = 0, query_words: int | None = None) -> SearchOptions:
         """SearchOptions from request fields; ValueError (one line) for a bad mode, filter, width or depth."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-        if dims is not None and mode not in OPTION_MODES["dims"]:
-            raise ValueError(f"dims applies to mode {' / '.join(OPTION_MODES['dims'])} only, not {mode}")
+        for name, value in (("dims", dims), ("query_words", query_words)):
+            if value is not None and mode not in OPTION_MODES[name]:
+                raise ValueError(f"{name} applies to mode {' / '.join(OPTION_MODES[name])} only, not {mode}")
         if not 0 <= verify <= self.limits.verify:
             raise ValueError(f"verify={verify} must be in 0..{self.limits.verify} (hits re-ranked; 0: off)")
-        options = SearchOptions(mode=mode, filter=filter or None, dims=dims, verify=verify)
+        options = SearchOptions(mode=mode, filter=filter or None, dims=dims, verify=verify, query_words=query_words)
         self.searcher.check_options(options)
         return options
 
@@ -102,8 +104,9 @@ class SearchService:
             raise ValueError(f"k={k} must be in 1..{self.limits.k}")
         return k
 
-    def encode_upload(self, data: bytes) -> tuple[dict[str, int], np.ndarray]:
-        """An uploaded image's words and embedding; UploadRejected (413, 415) for one we will not decode."""
+    def encode_upload(self, data: bytes, query_words: int | None = None) -> tuple[dict[str, int], np.ndarray]:
+        """An uploaded image's words (`query_words` of them) and embedding; UploadRejected (413, 415) for one
+        we will not decode."""
         if len(data) > self.limits.upload_bytes:
             raise UploadRejected(413, f"the image is {len(data):,} bytes; the limit is {self.limits.upload_bytes:,}")
         try:
@@ -116,14 +119,14 @@ class SearchService:
             raise UploadRejected(413, f"the image is {width}x{height} pixels; the limit is "
                                       f"{self.limits.upload_pixels:,} pixels")
         try:
-            encoded = self.tokenizer.encode_image(io.BytesIO(data))
+            encoded = self.tokenizer.encode_image(io.BytesIO(data), query_words)
         except DECODE_ERRORS as exc:
             raise UploadRejected(415, f"the image could not be decoded ({str(exc).splitlines()[0]})") from None
         return self.tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
 
     def search_upload(self, data: bytes, k: int, options: SearchOptions) -> dict:
         start = time.perf_counter()
-        words, vector = self.encode_upload(data)
+        words, vector = self.encode_upload(data, options.query_words)
         encoded = time.perf_counter()
         hits = self._on_engine(lambda: self.searcher.search_encoded(words, vector, k, options, image=data))
         done = time.perf_counter()

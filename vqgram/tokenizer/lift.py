@@ -58,6 +58,14 @@ _MARGIN = 32
 _RESCORE_CHUNK = 8  # images whose candidate atoms are gathered at once (8 x 416 x 1,024 float64: 27 MB)
 
 
+def check_word_count(config: LiftConfig, active: int) -> int:
+    """`active` when a lift head of `config` can give an image that many words; else ValueError."""
+    if not 1 <= active <= config.atoms - _MARGIN:
+        raise ValueError(f"{active} words an image: choose 1 to {config.atoms - _MARGIN} (this model's images "
+                         f"get {config.active})")
+    return active
+
+
 class LiftHead(nn.Module):
     """(feature map, class embedding) -> (embedding (B, dims), word counts (B, atoms)).
 
@@ -98,10 +106,7 @@ class LiftHead(nn.Module):
         `config.active` words and their frequencies are exactly an indexed image's (frequencies are relative
         to the strongest atom), the rest are the next atoms down."""
         c = self.config
-        active = c.active if active is None else active
-        if not 1 <= active <= c.atoms - _MARGIN:
-            raise ValueError(f"{active} words an image: choose 1 to {c.atoms - _MARGIN} (this model's images "
-                             f"get {c.active})")
+        active = c.active if active is None else check_word_count(c, active)
         x, basis = descriptor.double(), self.basis.double()
         embedding = F.normalize(x @ basis, dim=-1).float()
         centred = F.normalize((x - self.mean.double()) @ basis, dim=-1)
