@@ -114,7 +114,8 @@ def _run_ray(parts, settings, workers, address) -> list[dict]:
     try:
         items = [{"number": p.number, "paths": list(p.paths)} for p in parts]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
-        ds = ds.map(PartitionEncoder, fn_constructor_args=(settings,), concurrency=workers, num_cpus=settings.threads)
+        ds = ds.map(PartitionEncoder, fn_constructor_args=(settings,), num_cpus=settings.threads,
+                    compute=ray.data.ActorPoolStrategy(size=workers))  # `concurrency=` is deprecated since Ray 2.51
         return [{**r, "skipped": [tuple(s) for s in r["skipped"]]} for r in ds.take_all()]
     finally:
         if started:
