@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from ..tokenizer.feature_cache import default_root
 from ..tokenizer.model import DEFAULT_MODEL
 from . import metrics
 from .runner import Evaluation, drop_self, evaluate, quality
+
+if TYPE_CHECKING:  # the SIFT baseline is imported where it runs
+    from .sift import SiftConfig
 
 log = logging.getLogger("vqgram")
 
@@ -79,7 +82,7 @@ def load_suite(path: Path) -> SuiteSpec:
 
 def run_suite(spec: SuiteSpec, tokenizer: Tokenizer, modes: Sequence[str], *, baselines: Sequence[str] = BASELINES,
               previous: Tokenizer | None = None, cache_root: Path | None = None, progress: bool = True,
-              sift_config: "SiftConfig | None" = None) -> SuiteResult:
+              sift_config: SiftConfig | None = None) -> SuiteResult:
     """Score every set of `spec` by `modes` and `baselines` (see the module docstring)."""
     unknown = set(baselines) - set(BASELINES)
     if unknown:
