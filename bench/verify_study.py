@@ -5,7 +5,7 @@
 For each set, `vqgram eval`'s runner ranks the queries once by `--mode`; the
 inliers of each query's top `--depth` hits are then counted under every rule
 (RANSAC model, inlier distance, inliers needed) with the searcher's own
-`count_inliers`, the top re-ordered as `--verify` would, and scored with the
+`query_inliers`, the top re-ordered as `--verify` would, and scored with the
 runner's metrics. Prints the mAP change of each rule against the ranking
 alone, per set (docs/RESULTS.md, "Geometric verification").
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from vqgram import Tokenizer
 from vqgram.eval.runner import evaluate, quality
 from vqgram.eval.suite import DEFAULT_SUITE, load_suite
-from vqgram.searcher.verify import VerifyConfig, Verifier, count_inliers, verified_order
+from vqgram.searcher.verify import VerifyConfig, Verifier, query_inliers, verified_order
 
 # (RANSAC model, inlier distance in px, inliers needed)
 RULES = [("affine", 8.0, 15), ("affine", 4.0, 15), ("affine", 4.0, 20), ("affine", 4.0, 25),
@@ -38,8 +38,7 @@ def inliers_by_rule(verifier: Verifier, query: str, paths: list[str]) -> dict[tu
         found = verifier.features(path)
         for t, px in out:
             config = replace(verifier.config, transform=t, reprojection_px=px)
-            out[t, px].append(0 if found is None or q is None else
-                              max(count_inliers(q[0], found[0], config), count_inliers(q[1], found[0], config)))
+            out[t, px].append(0 if found is None or q is None else query_inliers(q, found[0], config))
     return out
 
 

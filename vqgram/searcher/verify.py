@@ -69,6 +69,13 @@ def count_inliers(query: LocalFeatures, candidate: LocalFeatures, config: Verify
     return 0 if mask is None else int(mask.sum())
 
 
+def query_inliers(query: tuple[LocalFeatures, LocalFeatures], candidate: LocalFeatures,
+                  config: VerifyConfig) -> int:
+    """Inliers of `candidate` against the query image (plain, mirrored): the better of the two, since SIFT
+    is not mirror invariant and a copy may be flipped."""
+    return max(count_inliers(query[0], candidate, config), count_inliers(query[1], candidate, config))
+
+
 def verified_order(inliers: Sequence[int | None], min_inliers: int) -> np.ndarray:
     """Positions in the new order: verified hits by inliers (most first, ties in the old order), then the rest."""
     counts = np.array([-1 if n is None else n for n in inliers])
@@ -125,8 +132,7 @@ class Verifier:
             name = "upload" if isinstance(query, bytes) else query
             raise ValueError(f"verification cannot read the query image {name} (OpenCV reads jpg, png, webp, "
                              "bmp, tiff)")
-        plain, mirror = q
-        if not len(plain):
+        if not len(q[0]):
             log.warning("--verify: SIFT finds no keypoints in the query image (flat or smooth?); nothing can "
                         "verify, the hits keep their order")
 
@@ -134,7 +140,7 @@ class Verifier:
             found = self.features(path)
             if found is None:
                 return None
-            return max(count_inliers(plain, found[0], self.config), count_inliers(mirror, found[0], self.config))
+            return query_inliers(q, found[0], self.config)
 
         counts = list(self._pool.map(one, paths))
         missing = sum(n is None for n in counts)
