@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..images import DECODE_ERRORS
 from ..indexer.backend import DocTable, Hit
-from ..searcher.options import MODES, OPTION_MODES, SearchOptions
+from ..searcher.options import MODES, SearchOptions, unused_options
 from ..searcher.searcher import Searcher
 from ..tokenizer.model import embedding_sizes
 
@@ -90,9 +90,10 @@ class SearchService:
         """SearchOptions from request fields; ValueError (one line) for a bad mode, filter, width or depth."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-        for name, value in (("dims", dims), ("query_words", query_words)):
-            if value is not None and mode not in OPTION_MODES[name]:
-                raise ValueError(f"{name} applies to mode {' / '.join(OPTION_MODES[name])} only, not {mode}")
+        given = [name for name, value in (("dims", dims), ("query_words", query_words)) if value is not None]
+        unused = unused_options(given, mode, self.backend_name)
+        if unused:
+            raise ValueError("; ".join(f"{name} {why}" for name, why in unused))
         if not 0 <= verify <= self.limits.verify:
             raise ValueError(f"verify={verify} must be in 0..{self.limits.verify} (hits re-ranked; 0: off)")
         options = SearchOptions(mode=mode, filter=filter or None, dims=dims, verify=verify, query_words=query_words)
