@@ -172,3 +172,8 @@ def test_query_words_reach_the_search(lift_model, photos, queries, tmp_path):
         assert hits and hits[0].label == "tench"
         with pytest.raises(ValueError, match="query_words applies to image queries"):
             searcher.similar(hits[0].id, 5, SearchOptions(query_words=100))
+
+
+def test_query_words_on_a_k_gram_model_are_one_line(kgram_tokenizer, queries):
+    with pytest.raises(ValueError, match="query words apply to lifted words; this model makes k-gram words"):
+        kgram_tokenizer.encode_image(queries / "tench.jpg", 500)

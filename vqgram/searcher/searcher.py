@@ -15,8 +15,7 @@ from ..indexer.backend import Hit, Ranking
 from ..indexer.filters import parse_filter, rows_passing
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
 from ..tokenizer.encoder import Tokenizer
-from ..tokenizer.lift import check_word_count
-from ..tokenizer.model import embedding_sizes
+from ..tokenizer.model import check_query_words, embedding_sizes
 from .funnel import FunnelIndex, FunnelStage, collection_stages, prefix_normalize
 from .fusion import fuse, fuse_rankings
 from .options import OPTION_MODES, WORD_MODES, SearchOptions
@@ -110,10 +109,7 @@ class Searcher:
                 raise ValueError(f"{name}={d} is not an embedding width of this index's model; "
                                  f"choose one of {', '.join(map(str, sizes))}")
         if options.query_words is not None:
-            lift = self.handle.manifest.tokenizer.model.lift
-            if lift is None:
-                raise ValueError("query words apply to lifted words; this index's model makes k-gram words")
-            check_word_count(lift, options.query_words)
+            check_query_words(self.handle.manifest.tokenizer.model, options.query_words)
 
     def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
                        options: SearchOptions = SearchOptions(), image: str | Path | bytes | None = None

@@ -19,7 +19,7 @@ from torch import nn
 from ..config import MatryoshkaConfig, ModelConfig, from_dict, to_dict
 from .backbones import create_backbone, get_spec
 from .device import autocast
-from .lift import LiftHead
+from .lift import LiftHead, check_word_count
 from .matryoshka import MatryoshkaHead
 from .vq import VQHead
 
@@ -83,11 +83,11 @@ class VQGramModel(nn.Module):
         """Feature map -> word tokens and embedding (cheap: what a feature cache leaves to compute);
         `query_words`: that many lifted words an image (a query's; lift heads only)."""
         fmap = fmap.to(self.device).contiguous()  # one memory layout (cached maps load NCHW), one rounding
+        if query_words is not None:
+            check_query_words(self.config, query_words)
         if self.lift is not None:
             lifted, counts = self.lift(self.lift_descriptor(fmap), query_words)
             return ModelOutput(counts, lifted)
-        if query_words is not None:
-            raise ValueError("query words apply to lifted words; this model makes k-gram words (drop the option)")
         return ModelOutput(self.vq(fmap).codes, F.normalize(self._class_embedding(fmap).float(), dim=-1))
 
     def lift_descriptor(self, fmap: torch.Tensor) -> torch.Tensor:
@@ -99,6 +99,13 @@ class VQGramModel(nn.Module):
         """The Matryoshka head's output on the pooled feature, or the pooled feature without one."""
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         return self.mrl(pooled) if self.mrl is not None else pooled
+
+
+def check_query_words(config: ModelConfig, query_words: int) -> int:
+    """`query_words` when a model of `config` can give a query image that many words; else ValueError."""
+    if config.lift is None:
+        raise ValueError("query words apply to lifted words; this model makes k-gram words (drop the option)")
+    return check_word_count(config.lift, query_words)
 
 
 def embedding_sizes(config: ModelConfig) -> tuple[int, ...]:
