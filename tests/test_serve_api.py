@@ -56,6 +56,9 @@ def test_info(served):
     assert info["documents"] == 36 and info["backend"] == searcher.handle.manifest.backend
     assert {"bm25", "dense", "hybrid", "funnel"} <= set(info["modes"])
     assert info["dims"][-1] == 1024
+    assert info["words_per_image"] == searcher.handle.manifest.tokenizer.model.lift.active
+    assert info["option_modes"]["query_words"] == ["bm25", "tfidf", "jaccard", "hybrid"]
+    assert info["max_verify"] == 100
 
 
 def test_image_search_in_every_mode_matches_the_python_api(served, queries):

@@ -15,7 +15,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pi
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -80,3 +80,49 @@ def test_upload_filter_compare_and_click(browser, live_server, queries):
 
     browser.find_element(By.ID, "filter").send_keys(" AND", Keys.ENTER)
     wait.until(lambda d: "bad filter" in d.find_element(By.ID, "status").text)
+
+
+def scores(driver) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll('.hit .score')].map(e => e.textContent)")
+
+
+def test_query_words_and_verify_controls(browser, live_server, queries):
+    """The page sends query words with an upload (its hits are the API's with that option, not its
+    default's) and verification with any query (hits show their inliers; an indexed image finds itself)."""
+    import httpx
+
+    url = live_server("tantivy")
+    wait = WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,))
+    browser.get(url)
+    wait.until(lambda d: "36 images" in d.find_element(By.ID, "info").text)
+    words = httpx.get(f"{url}/api/info").json()["words_per_image"]
+    assert browser.find_element(By.CSS_SELECTOR, "#qwords option").text == f"model's ({words})"
+
+    def api(**fields) -> list[str]:
+        with open(queries / "tench.jpg", "rb") as f:
+            hits = httpx.post(f"{url}/api/search", files={"image": f}, data={"mode": "bm25", "k": "12", **fields},
+                              timeout=60).json()["hits"]
+        return [f"{h['score']:.3f}" for h in hits]
+
+    picker = browser.find_element(By.ID, "file")
+    browser.execute_script("arguments[0].hidden = false", picker)
+    picker.send_keys(str(queries / "tench.jpg"))
+    browser.execute_script("arguments[0].hidden = true", picker)
+    default = api()
+    wait.until(lambda d: scores(d) == default)
+
+    Select(browser.find_element(By.ID, "qwords")).select_by_value(str(2 * words))
+    more = api(query_words=str(2 * words))
+    assert more != default  # twice the words score higher: the option reached the engine
+    wait.until(lambda d: scores(d) == more)
+    assert not browser.find_elements(By.CSS_SELECTOR, ".tag.inliers")
+
+    first = browser.find_element(By.CSS_SELECTOR, ".hit")
+    clicked = first.get_attribute("data-id")
+    first.click()  # more like an indexed image: query words do not apply, verification does
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("more like the clicked image"))
+    Select(browser.find_element(By.ID, "verify")).select_by_value("20")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tag.inliers")) == 12)
+    top = browser.find_element(By.CSS_SELECTOR, ".hit")
+    assert top.get_attribute("data-id") == clicked
+    assert int(top.find_element(By.CSS_SELECTOR, ".tag.inliers").text.split()[0]) >= 15

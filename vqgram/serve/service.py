@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..images import DECODE_ERRORS
 from ..indexer.backend import DocTable, Hit
-from ..searcher.options import MODES, SearchOptions, unused_options
+from ..searcher.options import MODES, OPTION_MODES, SearchOptions, unused_options
 from ..searcher.searcher import Searcher
 from ..tokenizer.model import embedding_sizes
 
@@ -80,10 +80,14 @@ class SearchService:
     def info(self) -> dict:
         manifest = self.searcher.handle.manifest
         modes = [m for m in MODES if self.backend_name == "lucene" or m not in ("tfidf", "jaccard")]
+        lift = manifest.tokenizer.model.lift
         return {"documents": len(self.documents), "backend": self.backend_name, "modes": modes,
                 "dims": list(embedding_sizes(manifest.tokenizer.model)), "model": manifest.model_path,
                 "model_sha256": manifest.model_sha256, "tokenizer": asdict(manifest.tokenizer.kgram),
-                "max_upload_bytes": self.limits.upload_bytes, "max_k": self.limits.k}
+                "words_per_image": lift.active if lift is not None else None,  # None: no query_words option
+                "option_modes": {name: OPTION_MODES[name] for name in ("dims", "query_words")},
+                "max_upload_bytes": self.limits.upload_bytes, "max_k": self.limits.k,
+                "max_verify": self.limits.verify}
 
     def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None,
                 verify: int = 0, query_words: int | None = None) -> SearchOptions:
