@@ -3,7 +3,7 @@
     POST /api/search        multipart: image, mode, k, filter, dims, verify, query_words
     GET  /api/search?q=     the engine's query syntax (k, filter)
     GET  /api/similar/{id}  more like an indexed image (mode, k, filter, dims, verify)
-    GET  /api/info          documents, backend, model, modes, widths
+    GET  /api/info          documents, backend, model, modes, widths, which modes read which option, limits
     GET  /thumb/{id}        a JPEG thumbnail, <= 256 px
     GET  /                  the page (static/index.html)
 
