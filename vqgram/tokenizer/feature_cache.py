@@ -19,13 +19,14 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..cache_dir import cache_dir
 from ..config import ModelConfig
 from ..images import ImageFile, bucket_batches, file_sha, iter_batches
 
 
 def default_root() -> Path:
     """$VQGRAM_CACHE/features, else ~/.cache/vqgram/features."""
-    return Path(os.environ.get("VQGRAM_CACHE") or Path.home() / ".cache" / "vqgram") / "features"
+    return cache_dir("features")
 
 
 class FeatureCache:
