@@ -10,7 +10,7 @@ from PIL import Image
 from vqgram import SearchOptions, Searcher, Tokenizer, index_folder
 from vqgram.config import LiftConfig, ModelConfig
 from vqgram.copies import EDITS_BY_NAME, make_copy
-from vqgram.tokenizer.lift import LiftedWords, gaussian_atoms
+from vqgram.tokenizer.lift import LiftedWords, gaussian_atoms, lift_atoms
 from vqgram.tokenizer.train_lift import pair_whitener, train_lift_model
 
 SMALL = LiftConfig(dims=64, atoms=4096, active=64)
@@ -37,6 +37,23 @@ def test_atoms_are_seeded_standard_normal():
     a, b = gaussian_atoms(64, 1000, 0), gaussian_atoms(64, 1000, 0)
     assert torch.equal(a, b) and not torch.equal(a, gaussian_atoms(64, 1000, 1))
     assert abs(a.mean().item()) < 0.02 and abs(a.std().item() - 1) < 0.02
+
+
+def test_atoms_are_built_once_then_read_from_the_cache(tmp_path):
+    built = lift_atoms(64, 1000, 3, tmp_path)
+    assert torch.equal(built, gaussian_atoms(64, 1000, 3).T) and built.is_contiguous()
+    (file,) = tmp_path.iterdir()
+    np.save(file, np.zeros((1000, 64), np.float32))  # a file whose values are not the seed's is read as it is:
+    assert not lift_atoms(64, 1000, 3, tmp_path).any()  # proof that the second call reads, not builds
+    np.save(file, np.zeros((10, 64), np.float32))  # another shape: built again and written back
+    assert torch.equal(lift_atoms(64, 1000, 3, tmp_path), built)
+    assert torch.equal(torch.from_numpy(np.load(file)), built)
+    file.write_bytes(b"not a numpy file")
+    assert torch.equal(lift_atoms(64, 1000, 3, tmp_path), built)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [file.name]  # no temp file left behind
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert torch.equal(lift_atoms(64, 1000, 3, blocked), built)  # an unwritable cache: in memory only
 
 
 def test_word_strings_round_trip_and_foreign_words_fail():

@@ -18,13 +18,17 @@ Nothing here sees a label (the whitening of `train_lift` sees edited copies).
 """
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cache_dir import cache_dir
 from ..config import LiftConfig
 from .vocabulary import Vocabulary
 
@@ -53,6 +57,36 @@ def gaussian_atoms(rows: int, atoms: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(z[:n].reshape(rows, atoms))
 
 
+def lift_atoms(rows: int, atoms: int, seed: int, root: Path | None = None) -> torch.Tensor:
+    """`gaussian_atoms` as the lift head holds them, (atoms, rows), kept in `root` ($VQGRAM_CACHE/atoms).
+
+    Building the default 65,536 x 1,024 matrix takes ~4 s, a third of a one-image
+    `vqgram search`; the file (256 MB) is mapped copy-on-write instead, so every
+    process on a machine (encode workers, a server) shares its pages. A file
+    that is missing, of another shape or unreadable is built again; where the
+    cache cannot be written, the matrix stays in memory only.
+    """
+    path = (root or cache_dir("atoms")) / f"gaussian-{atoms}x{rows}-seed{seed}.npy"
+    try:
+        cached = np.load(path, mmap_mode="c")
+        if cached.shape == (atoms, rows) and cached.dtype == np.float32:
+            return torch.from_numpy(cached)
+    except (OSError, ValueError):
+        pass
+    built = gaussian_atoms(rows, atoms, seed).T.contiguous()
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            tmp = f.name
+            np.save(f, built.numpy())
+        os.replace(tmp, path)  # a concurrent reader sees a whole file or none
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return built
+
+
 # Extra candidates taken from the float32 lift before the exact float64 re-score picks the words.
 _MARGIN = 32
 _RESCORE_CHUNK = 8  # images whose candidate atoms are gathered at once (8 x 416 x 1,024 float64: 27 MB)
@@ -70,7 +104,7 @@ class LiftHead(nn.Module):
     """(feature map, class embedding) -> (embedding (B, dims), word counts (B, atoms)).
 
     `mean` and `basis` (the PCA of training descriptors) are fitted by `fit_lift`;
-    the atoms are a non-persistent buffer rebuilt from the config's seed.
+    the atoms are a non-persistent buffer rebuilt from the config's seed (`lift_atoms`).
 
     An image must get the same words in any batch and memory layout (a cached
     feature map and a fresh one, a query and an indexed copy), but float32
@@ -88,8 +122,7 @@ class LiftHead(nn.Module):
             raise ValueError(f"lift dims={config.dims} exceeds the descriptor width {in_dim}")
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("basis", torch.eye(in_dim)[:, : config.dims].contiguous())
-        atoms = gaussian_atoms(config.dims, config.atoms, config.seed).T.contiguous()  # (atoms, dims)
-        self.register_buffer("atoms", atoms, persistent=False)
+        self.register_buffer("atoms", lift_atoms(config.dims, config.atoms, config.seed), persistent=False)
 
     def descriptor(self, fmap: torch.Tensor, class_embedding: torch.Tensor | None) -> torch.Tensor:
         """(B, C, H, W) feature map and (B, D) class embedding -> (B, in_dim) descriptor, L2-normalised."""
