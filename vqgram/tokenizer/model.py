@@ -21,7 +21,6 @@ from .backbones import create_backbone, get_spec
 from .device import autocast
 from .lift import LiftHead, check_word_count
 from .matryoshka import MatryoshkaHead
-from .vq import VQHead
 
 # Saved with a model: everything but the backbone (from the registry) and the
 # Matryoshka head's per-prefix classifiers (needed for training only).
@@ -56,7 +55,11 @@ class VQGramModel(nn.Module):
         self.config = config
         self.spec = get_spec(config.backbone)
         self.backbone = create_backbone(config.backbone, config.backbone_weights)
-        self.vq = VQHead(self.spec.channels, config.vq) if config.vq else None
+        self.vq = None
+        if config.vq:
+            from .vq import VQHead  # here: vector-quantize-pytorch imports torch._dynamo (~2 s a process)
+
+            self.vq = VQHead(self.spec.channels, config.vq)
         self.mrl = MatryoshkaHead(config.mrl) if config.mrl else None
         class_dim = config.mrl.dim if config.mrl else 0
         self.lift = LiftHead(config.lift, self.spec.channels, class_dim) if config.lift else None
