@@ -35,7 +35,7 @@ _FAULTS = """
 import resource, torch
 from vqgram.tokenizer.device import reuse_freed_memory
 on = reuse_freed_memory()
-for _ in range(5):  # a batch's worth, freed each time; the heap settles within three
+for _ in range(16):  # a batch's worth, freed each time; the heap settles within about ten (see device.py)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(16 << 20)  # 64 MB
 print(on, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -64,3 +64,42 @@ def test_freed_batches_stay_in_the_heap_so_the_next_one_is_not_faulted_in_again(
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if not thp.exists() or "[always]" not in thp.read_text():  # 2 MB pages would fault 32 times, not 16,384
         assert faults > 8_000  # glibc's own policy: a fresh mapping, every page faulted again
+
+
+_THREAD_BATCH = """
+import threading, torch
+from vqgram.tokenizer.device import reuse_freed_memory
+reuse_freed_memory()
+where = []
+def batch():  # as a Ray actor's task: in a thread of its own
+    x = torch.ones(16 << 20)  # 64 MB
+    heap = next(line.split()[0] for line in open("/proc/self/maps") if "[heap]" in line)
+    lo, hi = (int(a, 16) for a in heap.split("-"))
+    where.append(lo <= x.data_ptr() < hi)
+thread = threading.Thread(target=batch)
+thread.start()
+thread.join()
+print(where[0])
+"""
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="GLIBC_TUNABLES is glibc's")
+def test_engine_workers_threads_allocate_from_the_main_heap():
+    """mallopt alone leaves a thread's 64 MB batch in a mapping of its own (faulted in afresh each time);
+    with the environment the engines give their workers, it comes from the main heap, which is kept."""
+    import os
+    import subprocess
+    import sys
+
+    from vqgram.tokenizer.device import reuse_freed_memory_env
+
+    def in_main_heap(env: dict[str, str]) -> bool:
+        base = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "VQGRAM_MALLOC")}
+        out = subprocess.run([sys.executable, "-c", _THREAD_BATCH], env={**base, **env}, capture_output=True,
+                             text=True, check=True)
+        return out.stdout.split()[-1] == "True"
+
+    env = reuse_freed_memory_env()
+    assert "glibc.malloc.arena_max=1" in env["GLIBC_TUNABLES"]
+    assert in_main_heap(env)
+    assert not in_main_heap({})

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..images import walk_images
+from ..tokenizer.device import reuse_freed_memory_env
 from .partition import PART_NAME, EncodeSettings, Partition, PartitionEncoder, partitions
 from .spark_java import spark_java_home
 
@@ -114,8 +115,10 @@ def _run_ray(parts, settings, workers, address) -> list[dict]:
     try:
         items = [{"number": p.number, "paths": list(p.paths)} for p in parts]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
+        env = reuse_freed_memory_env()  # the actors' tasks run in a thread, beyond mallopt's reach
         ds = ds.map(PartitionEncoder, fn_constructor_args=(settings,), num_cpus=settings.threads,
-                    compute=ray.data.ActorPoolStrategy(size=workers))  # `concurrency=` is deprecated since Ray 2.51
+                    compute=ray.data.ActorPoolStrategy(size=workers),  # `concurrency=` is deprecated since Ray 2.51
+                    runtime_env={"env_vars": env} if env else None)
         return [{**r, "skipped": [tuple(s) for s in r["skipped"]]} for r in ds.take_all()]
     finally:
         if started:

@@ -34,6 +34,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 _reusing = False
+# The same policy as glibc tunables, read when a process starts, plus one arena for all threads.
+_TUNABLES = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
 
 
 def reuse_freed_memory() -> bool:
@@ -44,7 +46,11 @@ def reuse_freed_memory() -> bool:
     free; the next batch then pays a page fault per 4 kB. With mmap off and
     trimming above 2 GB, the backbone ran at 75 instead of 38 images/s on
     this machine (`docs/RESULTS.md`). The cost: the process keeps its peak
-    heap until it ends. Once per process; off with VQGRAM_MALLOC=system, and a
+    heap until it ends, and the heap settles only after about ten batches
+    (torch asks for 64-byte aligned blocks; the few bytes glibc splits off to
+    align one wait in its per-thread cache, seven a size, and keep the freed
+    block from merging into one big enough for the next, so the first ones
+    come from fresh memory). Once per process; off with VQGRAM_MALLOC=system, and a
     no-op where the C library is not glibc. True when the setting is in force.
     """
     global _reusing
@@ -55,6 +61,23 @@ def reuse_freed_memory() -> bool:
         except (OSError, AttributeError):  # no mallopt: not glibc
             pass
     return _reusing
+
+
+def reuse_freed_memory_env() -> dict[str, str]:
+    """Environment variables that give a process `reuse_freed_memory`'s policy from its start, in every thread.
+
+    mallopt reaches the main arena only. A thread that allocates in an arena
+    of its own gets heaps of at most 64 MB that are unmapped when emptied, and
+    larger blocks mapped afresh, whatever mallopt says; Ray runs an actor's
+    tasks in such a thread, where encoding 1,000 images faulted 2.2 M pages
+    (a quarter of the worker's CPU). glibc reads GLIBC_TUNABLES when a process
+    starts, so engines hand this to the workers they launch; the user's own
+    tunables come last and win. {} with VQGRAM_MALLOC=system.
+    """
+    if os.environ.get("VQGRAM_MALLOC", "") == "system":
+        return {}
+    own = os.environ.get("GLIBC_TUNABLES")
+    return {"GLIBC_TUNABLES": f"{_TUNABLES}:{own}" if own else _TUNABLES}
 
 
 def autocast(device: torch.device):
