@@ -191,3 +191,22 @@ def test_bad_uploads_get_one_line_4xx(served, queries, tmp_path):
     for response, status, needle in cases:
         error = response.json()["error"]
         assert response.status_code == status and needle in error and "\n" not in error, (status, error)
+
+
+def test_uploads_are_encoded_on_the_engine_thread(served, queries, monkeypatch):
+    """One thread runs the network: a thread per request started an OpenMP team each, and encodes took twice as
+    long (service.py)."""
+    import threading
+
+    client, searcher, _ = served
+    tokenizer, threads = searcher.tokenizer, []
+    encode = tokenizer.encode_image
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(tokenizer, "encode_image", recorded)
+    for _ in range(3):
+        assert upload(client, queries / "tench.jpg", mode="dense").status_code == 200
+    assert len(threads) == 3 and all(name.startswith("vqgram-engine") for name in threads)
