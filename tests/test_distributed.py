@@ -94,3 +94,17 @@ def test_merge_refuses_shards_that_share_documents(encoded, tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(ValueError, match="not an empty folder"):
         merge_shards([tmp_path / "a"], tmp_path / "full")
+
+
+def test_ray_worker_of_two_threads_gets_its_cpus(photos, tmp_path):
+    """A local Ray cluster has workers x threads CPUs: with `workers` CPUs, an actor asking for two waited forever
+    (run in a subprocess with a deadline, so a regression fails instead of hanging the suite)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray.data", reason="the ray engine needs 'ray[data]'")
+    out = tmp_path / "ray"
+    subprocess.run([sys.executable, "-m", "vqgram.cli", "-q", "encode", str(photos / "tench"), "--out", str(out),
+                    "--engine", "ray", "--workers", "1", "--threads", "2", "--partition-size", "3"],
+                   check=True, timeout=300, capture_output=True)
+    assert len(_rows(out)) == 6

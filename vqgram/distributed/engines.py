@@ -110,7 +110,9 @@ def _run_ray(parts, settings, workers, address) -> list[dict]:
         raise RuntimeError(f"the ray engine needs Ray Data: pip install 'ray[data]' ({exc})") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+        # a local cluster of workers x threads CPUs: each actor asks for `threads` (with `workers` CPUs, a worker of
+        # two threads waited forever for a second CPU)
+        ray.init(address=address, num_cpus=None if address else workers * settings.threads, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     try:
         items = [{"number": p.number, "paths": list(p.paths)} for p in parts]
@@ -131,7 +133,7 @@ def _run_spark(parts, settings, workers, address) -> list[dict]:
         from pyspark.sql import SparkSession
     except ImportError:
         raise RuntimeError("the spark engine needs PySpark: pip install pyspark") from None
-    builder = SparkSession.builder.appName("vqgram-encode").master(address or f"local[{workers}]")
+    builder = SparkSession.builder.appName("vqgram-encode").master(address or f"local[{workers * settings.threads}]")
     builder = builder.config("spark.ui.enabled", "false").config("spark.task.cpus", str(settings.threads))
     # one Python worker per core that keeps its model between partitions
     builder = builder.config("spark.python.worker.reuse", "true")
