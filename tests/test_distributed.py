@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from vqgram import open_index
 from vqgram.distributed.engines import encode_folder
 from vqgram.distributed.shards import merge_shards
 from vqgram.indexer.ingest import index_encoded
