@@ -21,7 +21,7 @@ from ..images import file_sha, probe
 from ..indexer.backend import size_on_disk
 from ..indexer.pipeline import index_folder
 from ..progress import progress_bar
-from ..searcher.options import MODES, WORD_MODES, SearchOptions
+from ..searcher.options import MODES, OPTION_MODES, SearchOptions
 from ..searcher.searcher import Searcher
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
@@ -42,8 +42,7 @@ def mode_options(name: str, base: SearchOptions = SearchOptions()) -> SearchOpti
         knobs[{"prf": "prf_depth", "verify": "verify", "words": "query_words"}.get(key, "?")] = extra[len(key):]
     if (mode not in MODES or (dims and (mode != "dense" or not dims.isdigit()))
             or not all(v.isdigit() for v in knobs.values()) or "?" in knobs
-            or ("prf_depth" in knobs and mode in WORD_MODES)
-            or ("query_words" in knobs and mode not in WORD_MODES + ("hybrid",))):
+            or any(mode not in OPTION_MODES[k] for k in knobs)):
         raise ValueError(f"unknown mode {name!r}; choose from {', '.join(MODES)}, dense@D for a prefix of D dims, "
                          "+prfN after a vector mode for feedback from its N nearest, +wordsN after a words mode or "
                          "hybrid for N lifted words a query image, and +verifyN after any mode to re-rank its top N "
