@@ -56,6 +56,17 @@ def test_atoms_are_built_once_then_read_from_the_cache(tmp_path):
     assert torch.equal(lift_atoms(64, 1000, 3, blocked), built)  # an unwritable cache: in memory only
 
 
+def test_bfloat16_atoms_are_the_float32_atoms_rounded_and_cached_beside_them(tmp_path):
+    built = lift_atoms(64, 1000, 3, tmp_path, dtype=torch.bfloat16)
+    assert built.dtype == torch.bfloat16 and torch.equal(built, gaussian_atoms(64, 1000, 3).T.bfloat16())
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["gaussian-1000x64-seed3-bf16.npy", "gaussian-1000x64-seed3.npy"]
+    np.save(tmp_path / names[0], np.zeros((1000, 64), np.uint16))  # read back, not built: bits 0 are 0.0
+    assert not lift_atoms(64, 1000, 3, tmp_path, dtype=torch.bfloat16).any()
+    with pytest.raises(ValueError, match="float32 or bfloat16, not torch.float16"):
+        lift_atoms(64, 1000, 3, tmp_path, dtype=torch.float16)
+
+
 def test_word_strings_round_trip_and_foreign_words_fail():
     words = LiftedWords(SMALL)
     assert words.word(7) == "l00007" and words.word_id("l04095") == 4095
@@ -141,8 +152,9 @@ def test_descriptors_come_in_the_order_of_the_files(lift_model, photos, tmp_path
 
 
 def test_words_do_not_depend_on_the_batch(lift_model):
-    """Words of 11 descriptors at once (two gather chunks) equal those of each alone, and the re-score
-    equals a plain float64 product per image."""
+    """Words of 11 descriptors at once equal those of each alone, the re-score equals a plain float64
+    product per image, and the words are the true strongest atoms of a full float64 product (the fast
+    bf16 or float32 candidates lose none of them)."""
     from vqgram.tokenizer.model import load_model
 
     head = load_model(lift_model[0]).lift
@@ -152,10 +164,15 @@ def test_words_do_not_depend_on_the_batch(lift_model):
         together = head(x)[1]
         alone = torch.cat([head(row[None])[1] for row in x])
         centred = torch.nn.functional.normalize((x - head.mean.double()) @ head.basis.double(), dim=-1)
-        candidates = (centred.float() @ head.atoms.T).topk(SMALL.active + 32, dim=-1).indices
+        candidates = (centred.float() @ head.atoms.T).topk(SMALL.active + 128, dim=-1).indices
         reference = torch.stack([head.atoms[c].double() @ v for c, v in zip(candidates, centred)])
         assert torch.equal(head._rescore(candidates, centred), reference)
+        strongest = (centred @ head.atoms.double().T).topk(SMALL.active, dim=-1).indices
     assert torch.equal(together, alone) and (together > 0).sum(1).eq(SMALL.active).all()
+    assert torch.equal((together > 0).nonzero()[:, 1].view(len(x), -1), strongest.sort(dim=-1).values)
+    head.atoms_bf16 = None  # the float32 candidates of a CPU without native bf16: the same words
+    with torch.inference_mode():
+        assert torch.equal(head(x)[1], together)
 
 
 def test_query_words_are_the_indexed_words_and_the_next_strongest(lift_model):
@@ -174,7 +191,7 @@ def test_query_words_are_the_indexed_words_and_the_next_strongest(lift_model):
     extra = (query > 0) & ~kept
     for row in range(len(x)):
         assert query[row][extra[row]].max() <= indexed[row][kept[row]].min()
-    with pytest.raises(ValueError, match=f"0 words an image: choose 1 to {SMALL.atoms - 32}"):
+    with pytest.raises(ValueError, match=f"0 words an image: choose 1 to {SMALL.atoms - 128}"):
         head(x, 0)
 
 

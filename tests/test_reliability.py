@@ -346,7 +346,7 @@ def small_index(tmp_path_factory, photos):
     (["--mode", "funnel", "--weights", "1", "1"], "--weights applies to mode hybrid only"),
     (["--mode", "dense", "--max-terms", "5"], "--max-terms applies to mode bm25 / tfidf / jaccard / hybrid only"),
     (["--mode", "dense", "--query-words", "500"], "--query-words applies to mode bm25 / tfidf / jaccard / hybrid only"),
-    (["--query-words", "70000"], "70000 words an image: choose 1 to 65504 (this model's images get 384)"),
+    (["--query-words", "70000"], "70000 words an image: choose 1 to 65408 (this model's images get 384)"),
 ])
 def test_search_options_that_would_be_ignored_are_usage_errors(small_index, queries, args, message):
     result = CliRunner().invoke(main, ["search", str(small_index), "--image", str(queries / "tench.jpg"), *args])

@@ -83,3 +83,16 @@ def reuse_freed_memory_env() -> dict[str, str]:
 def autocast(device: torch.device):
     """bf16 autocast on CUDA, nothing elsewhere (CPU bf16 is slower than float32 on most CPUs)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def native_bfloat16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX-512 BF16 or AMX, through oneDNN).
+
+    There a bf16 product is ~4x faster than float32 (the lift head's candidate
+    atoms: 2.4 -> 0.6 ms an image on this project's Zen 4 machine); elsewhere
+    torch emulates bf16 and it can be slower than float32.
+    """
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the check
+        return False
