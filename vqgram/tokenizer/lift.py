@@ -161,9 +161,10 @@ class LiftHead(nn.Module):
         to the strongest atom), the rest are the next atoms down."""
         c = self.config
         active = c.active if active is None else check_word_count(c, active)
-        x, basis = descriptor.double(), self.basis.double()
-        embedding = F.normalize(x @ basis, dim=-1).float()
-        centred = F.normalize((x - self.mean.double()) @ basis, dim=-1)
+        basis = self.basis.double()
+        projected = descriptor.double() @ basis
+        embedding = F.normalize(projected, dim=-1).float()
+        centred = F.normalize(projected - self.mean.double() @ basis, dim=-1)
         fast = self.atoms if self.atoms_bf16 is None else self.atoms_bf16
         candidates = (centred.to(fast.dtype) @ fast.T).topk(active + _MARGIN, dim=-1).indices
         top = self._rescore(candidates, centred).topk(active, dim=-1)
