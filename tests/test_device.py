@@ -1,11 +1,11 @@
 """--device: auto resolves to what the machine has, an absent accelerator is a clear error, CPU encodes as before;
-on the CPU, freed batches stay in the heap."""
+on the CPU, freed batches stay in the heap and decoding workers only run where they have cores."""
 from pathlib import Path
 
 import pytest
 import torch
 
-from vqgram.tokenizer.device import resolve_device
+from vqgram.tokenizer.device import decode_workers, resolve_device
 
 
 def test_auto_picks_an_available_device_and_absent_ones_are_refused():
@@ -103,3 +103,15 @@ def test_engine_workers_threads_allocate_from_the_main_heap():
     assert "glibc.malloc.arena_max=1" in env["GLIBC_TUNABLES"]
     assert in_main_heap(env)
     assert not in_main_heap({})
+
+
+def test_decode_workers_follow_the_device_and_the_cores(monkeypatch):
+    """Workers decode beside an accelerator or a many-core CPU; on a CPU of 2 cores the batches are decoded
+    in-process (a worker would take a core from the network's threads)."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert decode_workers(torch.device("cpu")) == 0
+    assert decode_workers(torch.device("cuda")) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert decode_workers(torch.device("cpu")) == 2

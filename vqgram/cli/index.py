@@ -32,7 +32,8 @@ def existing_tokenizer(index: Path, device: str):
 @tokenizer_options
 @device_option
 @click.option("--batch-size", type=click.IntRange(1), default=32)
-@click.option("--workers", type=click.IntRange(0), default=2, help="Decoding processes.")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Decoding processes [default: 2; none on a CPU of 2 cores, where they slow the network].")
 @click.option("--dense-dims", type=click.IntRange(1), default=256,
               help="Lucene: embedding prefix in the HNSW field (the full embedding is stored too).")
 @click.option("--hnsw-m", type=click.IntRange(2), default=16, help="Lucene: HNSW M.")

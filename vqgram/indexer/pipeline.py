@@ -115,7 +115,7 @@ def _is_under(path: str, folder: Path) -> bool:
 
 
 def index_folder(folder: Path, index: Path, tokenizer: Tokenizer, *, backend: str = "tantivy",
-                 batch_size: int = 32, workers: int = 2, commit_every: int = 2048,
+                 batch_size: int = 32, workers: int | None = None, commit_every: int = 2048,
                  progress: bool = True, on_batch: BatchHook | None = None, cache: FeatureCache | None = None,
                  wait: bool = False, **backend_options) -> IndexReport:
     """Index every image below `folder` into `index` (created if missing).

@@ -84,7 +84,7 @@ class Tokenizer:
         out = self.model.from_features(fmap, query_words)
         return Encoded(self.vocabulary.count(out.tokens).cpu(), out.embedding.cpu())
 
-    def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int = 2,
+    def encode_files(self, files: Sequence[ImageFile], batch_size: int = 32, workers: int | None = None,
                      cache: FeatureCache | None = None, query_words: int | None = None
                      ) -> Iterator[tuple[list[int], Encoded, list[tuple[int, str]]]]:
         """Yield (indices into files, their encodings, [(index, reason) skipped]) per batch.

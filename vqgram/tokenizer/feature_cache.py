@@ -22,6 +22,7 @@ import torch
 from ..cache_dir import cache_dir
 from ..config import ModelConfig
 from ..images import ImageFile, bucket_batches, file_sha, iter_batches
+from .device import decode_workers
 
 
 def default_root() -> Path:
@@ -66,13 +67,14 @@ class FeatureCache:
 
 @torch.inference_mode()
 def feature_maps(model, files: Sequence[ImageFile], max_size: int, *, cache: FeatureCache | None = None,
-                 batch_size: int = 32, workers: int = 2
+                 batch_size: int = 32, workers: int | None = None
                  ) -> Iterator[tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]]:
     """Yield (indices into files, their (b, C, h, w) maps, [(index, reason) unreadable]) per batch.
 
     With a cache, entries it holds are loaded (no decoding), the rest go
     through the backbone and are stored; every map is then float16-rounded,
-    so a hit and a miss give the same codes.
+    so a hit and a miss give the same codes. `workers`: decoding processes
+    (None: `decode_workers` for the model's device).
     """
     spec = model.spec
     hits = [i for i, f in enumerate(files) if cache is not None and f.sha in cache]
@@ -85,7 +87,8 @@ def feature_maps(model, files: Sequence[ImageFile], max_size: int, *, cache: Fea
     todo = [files[i] for i in misses]
     for pixels, ok, bad in iter_batches(todo, max_size=max_size, multiple=spec.stride, mean=spec.mean,
                                         std=spec.std, resample=spec.interpolation,
-                                        batch_size=batch_size, workers=workers):
+                                        batch_size=batch_size,
+                                        workers=decode_workers(model.device) if workers is None else workers):
         fmap = model.features(pixels) if ok else None
         if cache is not None and ok:
             cache.put([todo[j].sha for j in ok], fmap)

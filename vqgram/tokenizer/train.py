@@ -46,7 +46,7 @@ class CachedFeatures:
 
 @torch.inference_mode()
 def cache_features(model: VQGramModel, files: Sequence[ImageFile], max_size: int, batch_size: int = 64,
-                   workers: int = 2, keep_maps: bool = True, disk: FeatureCache | None = None) -> CachedFeatures:
+                   workers: int | None = None, keep_maps: bool = True, disk: FeatureCache | None = None) -> CachedFeatures:
     """Run the frozen backbone once over `files` (maps kept only for the VQ head; `disk` reuses earlier runs)."""
     names = sorted({f.label for f in files if f.label})
     label_id = {n: i for i, n in enumerate(names)}
@@ -191,7 +191,7 @@ def teacher_agreement(model: VQGramModel, cache: CachedFeatures) -> float:
 def train_vq_model(folder: Path, out: Path, *, backbone: str = "efficientnet_lite0", weights: str = "default",
                    vq: VQConfig = VQConfig(), projection: str = "rotations", kmeans_passes: int = 2, epochs: int = 0,
                    lr: float = 1e-4, use_labels: bool = False, max_size: int = 224, limit: int | None = None,
-                   workers: int = 2, cache_root: Path | None = None) -> dict:
+                   workers: int | None = None, cache_root: Path | None = None) -> dict:
     """Scan `folder`, fit a VQ head on it and save a model folder at `out`; returns the card.
 
     With `cache_root`, feature maps are read from (and added to) the feature cache there.
@@ -230,7 +230,7 @@ def scan_folder(folder: Path, limit: int | None = None) -> list[ImageFile]:
 
 def train_mrl_model(folder: Path, out: Path, *, base: Path | None = None, config: MatryoshkaConfig = MatryoshkaConfig(),
                     epochs: int = 30, lr: float = 1e-3, use_labels: bool = False, max_size: int = 224,
-                    limit: int | None = None, workers: int = 2, cache_root: Path | None = None) -> dict:
+                    limit: int | None = None, workers: int | None = None, cache_root: Path | None = None) -> dict:
     """Fit a Matryoshka head on `folder` beside `base`'s VQ head; save both as a model folder at `out`."""
     base_model = load_model(base)
     files = scan_folder(folder, limit)

@@ -29,7 +29,7 @@ from .train import scan_folder
 
 @torch.inference_mode()
 def descriptors(model: VQGramModel, files, max_size: int, cache: FeatureCache | None = None,
-                workers: int = 2) -> torch.Tensor:
+                workers: int | None = None) -> torch.Tensor:
     """(N, in_dim) float64 lift descriptors of the readable `files`, in the order of `files`
     (`feature_maps` yields cache hits first and groups images by shape)."""
     rows, order = [], []
@@ -45,7 +45,7 @@ def descriptors(model: VQGramModel, files, max_size: int, cache: FeatureCache | 
 
 
 def pair_differences(model: VQGramModel, folder: Path, max_size: int, cache: FeatureCache | None = None,
-                     workers: int = 2) -> torch.Tensor:
+                     workers: int | None = None) -> torch.Tensor:
     """(originals x edits, in_dim) descriptor of each original minus that of each of its edited copies.
 
     The originals are `whiten_pairs` seeded picks of `folder`, edited by every
@@ -102,7 +102,7 @@ def fit_lift(model: VQGramModel, x: torch.Tensor, pair_diff: torch.Tensor | None
 
 
 def train_lift_model(folder: Path, out: Path, *, base: Path | None = None, config: LiftConfig = LiftConfig(),
-                     max_size: int = 224, limit: int | None = None, workers: int = 2,
+                     max_size: int = 224, limit: int | None = None, workers: int | None = None,
                      cache_root: Path | None = None) -> dict:
     """Fit a lift head on `folder` over `base`'s backbone and Matryoshka head; save the model at `out`."""
     base_model = load_model(base)
