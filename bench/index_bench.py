@@ -135,7 +135,7 @@ def main() -> None:
         _, nz, c = kept[doc_id][:3]
         return dict(zip(tok.vocabulary.vocab[nz].tolist(), c.tolist()))
 
-    # the backbone alone before and after the run: this short measure drifts with the machine (72-101
+    # the backbone alone before and after the run: this short measure drifts with the machine (72-128
     # images/s across runs of the same code), so the ratio is taken against the mean of the two
     folder = args.folder.resolve()
     paths = find_images(folder)

@@ -1,5 +1,6 @@
 """--device: auto resolves to what the machine has, an absent accelerator is a clear error, CPU encodes as before;
 on the CPU, freed batches stay in the heap and decoding workers only run where they have cores."""
+import os
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,6 @@ print(on, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _last_allocation_faults(env: dict[str, str]) -> tuple[str, int]:
-    import os
     import subprocess
     import sys
 
@@ -87,7 +87,6 @@ print(where[0])
 def test_engine_workers_threads_allocate_from_the_main_heap():
     """mallopt alone leaves a thread's 64 MB batch in a mapping of its own (faulted in afresh each time);
     with the environment the engines give their workers, it comes from the main heap, which is kept."""
-    import os
     import subprocess
     import sys
 
@@ -108,8 +107,6 @@ def test_engine_workers_threads_allocate_from_the_main_heap():
 def test_decode_workers_follow_the_device_and_the_cores(monkeypatch):
     """Workers decode beside an accelerator or a many-core CPU; on a CPU of 2 cores the batches are decoded
     in-process (a worker would take a core from the network's threads)."""
-    import os
-
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     assert decode_workers(torch.device("cpu")) == 0
     assert decode_workers(torch.device("cuda")) == 2
