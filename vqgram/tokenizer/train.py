@@ -46,7 +46,8 @@ class CachedFeatures:
 
 @torch.inference_mode()
 def cache_features(model: VQGramModel, files: Sequence[ImageFile], max_size: int, batch_size: int = 64,
-                   workers: int | None = None, keep_maps: bool = True, disk: FeatureCache | None = None) -> CachedFeatures:
+                   workers: int | None = None, keep_maps: bool = True,
+                   disk: FeatureCache | None = None) -> CachedFeatures:
     """Run the frozen backbone once over `files` (maps kept only for the VQ head; `disk` reuses earlier runs)."""
     names = sorted({f.label for f in files if f.label})
     label_id = {n: i for i, n in enumerate(names)}
