@@ -318,6 +318,46 @@ def test_ties_break_by_id_even_at_the_cut(tmp_path):
     b.close()
 
 
+@pytest.mark.parametrize("similarity", ["bm25", "tfidf"])
+def test_term_at_a_time_top_k_is_lucenes_own_top_k(tmp_path, similarity):
+    """search_words scores term at a time in windows of 4,096 documents; BooleanQuery's top-k over
+    the same index (three segments, the middle one past a window, updates and deletes, a filter)
+    must give the same ids and float32 scores."""
+    from vqgram.indexer.filters import Match
+    from vqgram.indexer.lucene_filter import restrict, filter_query
+    from vqgram.indexer.lucene_index import LuceneBackend
+
+    rng = np.random.default_rng(11)
+    vocab = [f"w{i}" for i in range(300)]
+
+    def doc(i: int) -> ImageDoc:
+        words = " ".join(rng.choice(vocab, size=int(rng.integers(1, 12)), p=np.arange(300, 0, -1) / 45150))
+        return ImageDoc(id=f"d{i:05d}", path=f"/{i}.jpg", label=f"l{i % 3}", width=1, height=1, mtime=0.0, size=1,
+                        words=words)
+
+    b = LuceneBackend.create(tmp_path / "idx")
+    for part in (range(0, 300), range(300, 5000), range(5000, 5200)):
+        b.add([doc(i) for i in part])
+        b.commit()
+    b.add([doc(i) for i in range(100, 160)])  # upserts: new words, the old documents deleted
+    b.delete([f"d{i:05d}" for i in range(4000, 4400)])
+    b.commit()
+    snap = b._snapshot
+    searcher = snap.searcher(similarity)
+    assert b.segments() >= 3
+    for n in (1, 5, 40, 300):
+        query = {str(w): float(rng.choice([0.0, 0.5, 1.0, 2.5])) for w in rng.choice(vocab, size=n, replace=False)}
+        for where in (None, Match("label", "l1")):
+            for k in (1, 10, 100):
+                theirs = snap.hits(searcher, restrict(b.words_query(query), where), k)  # MaxScore / BooleanScorer
+                ours = b.search_words(query, k, similarity, where=where)
+                assert ours == theirs and len(ours) == min(k, len(theirs))
+                assert all(h.label == "l1" for h in ours) or where is None
+    assert b.search_words({"unseen": 1.0}, 5) == []
+    assert b.search_words({"w0": 1.0}, 5, where=Match("label", "none")) == []
+    b.close()
+
+
 def test_big_word_queries_pass_the_clause_limit(backend):
     be, _ = backend
     query = {f"h{i}i0j0c{i % 128}": 1.0 for i in range(2500)} | {"x": 1.0}

@@ -31,10 +31,10 @@ def _sizes(value: str) -> list[int]:
 @click.option("--docs", default="10000", callback=lambda c, p, v: _sizes(v),
               help="Collection sizes, e.g. 10000,100000.")
 @click.option("--backend", "backends", multiple=True,
-              type=click.Choice(["tantivy", "lucene", "lucene-hnsw", "lucene-hnsw-int8", "numpy"]),
+              type=click.Choice(["tantivy", "lucene", "lucene-words", "lucene-hnsw", "lucene-hnsw-int8", "numpy"]),
               default=("tantivy", "lucene", "lucene-hnsw-int8", "numpy"),
-              help="Engines to build: words indexes (tantivy; lucene, with HNSW), vectors-only Lucene HNSW "
-                   "(lucene-hnsw, lucene-hnsw-int8), numpy = the exact dense scan and funnels.")
+              help="Engines to build: words indexes (tantivy; lucene, with HNSW; lucene-words, without), "
+                   "vectors-only Lucene HNSW (lucene-hnsw, lucene-hnsw-int8), numpy = the exact dense scan and funnels.")
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Write the rows here.")
 @click.option("--work", type=click.Path(file_okay=False), default="runs/scale", help="Where the indexes are built.")
 @click.option("--queries", type=click.IntRange(5), default=50, help="Real images held out as queries.")

@@ -9,14 +9,17 @@ process's peak memory so far (JVM included: Lucene runs in this process).
 Modes:
 - words-exhaustive: every query word, every matching document ranked (the reference);
 - words-topk: every query word, top 100 without exact hit counts (Tantivy's TopDocs
-  without Count, Lucene's TopScoreDocCollector with its 1000-hit threshold: MaxScore);
+  without Count: block-max WAND; Lucene: term at a time in windows of documents,
+  `Rankings.topTermAtATime`);
+- words-topk-maxscore (Lucene): the same top 100 by Lucene's own TopScoreDocCollector with its
+  1000-hit threshold (MaxScoreBulkScorer), the path words-topk replaced, measured beside it;
 - words-heaviest-N: the N heaviest query words (`--max-terms N`), top 100;
 - words-prune-N: the N query words of highest weight x idf (`--prune N`), top 100;
 - dense-exact, dense-funnel-STAGES (backend "numpy"): the exact scan and the Matryoshka
   funnel (one row per stage list) over the full embeddings, what both backends run;
   the funnels' recall is against the exact scan;
 - dense-hnsw (backend "lucene": HNSW in the words index; "lucene-hnsw": a vectors-only
-  index) and dense-hnsw-int8 ("lucene-hnsw-int8", vectors-only): HNSW on the indexed prefix,
+  index; "lucene-words" is a words-only index, without the graph that takes most of a build) and dense-hnsw-int8 ("lucene-hnsw-int8", vectors-only): HNSW on the indexed prefix,
   recall against an exact scan of that prefix.
 Lucene rows give the index's `segments` (a kNN query searches each segment's graph);
 `force_merge` N merges each Lucene index down to N segments before it is queried (`merge_s`);
@@ -109,8 +112,9 @@ class ScaleRun:
         self._knn_truths: dict[int, tuple[list, list, float]] = {}
 
     def run(self, docs: Sequence[int], backends: Sequence[str]) -> list[dict]:
-        """Backends "tantivy" and "lucene" build words indexes; "lucene-hnsw" and "lucene-hnsw-int8"
-        vectors-only HNSW indexes (float32, int8); "numpy" is the exact scan and the funnels."""
+        """Backends "tantivy" and "lucene" build words indexes ("lucene-words": without HNSW); "lucene-hnsw"
+        and "lucene-hnsw-int8" vectors-only HNSW indexes (float32, int8); "numpy" is the exact scan and the
+        funnels."""
         for n in docs:
             for backend in backends:
                 if backend == "numpy":
@@ -167,11 +171,12 @@ class ScaleRun:
 
     def _backend(self, n: int, backend: str) -> None:
         path = self.work / f"{backend}-{n}"
+        lucene = backend.startswith("lucene")
         options = {"dense_dims": HNSW_DIMS} if backend == "lucene" else {}
-        handle, build_s = self._build(n, backend, path, **options)
+        handle, build_s = self._build(n, "lucene" if lucene else backend, path, **options)
         engine = handle.backend
         try:
-            merged = self._merge(handle) if backend == "lucene" else {}
+            merged = self._merge(handle) if lucene else {}
             common = self._facts(n, backend, path, handle, build_s, **merged)
             weights = [term_weights(q.words) for q in self.collection.queries]
             full, ms = _timed(lambda w: engine.rank_words(w).ids[:K].tolist(), weights)
@@ -180,6 +185,12 @@ class ScaleRun:
             found, ms = _timed(lambda w: [h.id for h in engine.search_words(w, K)], weights)
             self._emit(**common, mode="words-topk", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                        recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
+            if lucene:
+                snap = engine._snapshot  # the searcher's own top-k path, which the backend no longer takes
+                found, ms = _timed(lambda w: [h.id for h in snap.hits(snap.searcher(), engine.words_query(w), K)],
+                                   weights)
+                self._emit(**common, mode="words-topk-maxscore", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
+                           recall_at_100=_recall(found, full, K), recall_at_10=_recall(found, full, 10))
             for keep in self.prune:
                 found, ms = _timed(lambda q, keep=keep: [h.id for h in engine.search_words(term_weights(q, keep), K)],
                                    [q.words for q in self.collection.queries])

@@ -34,7 +34,7 @@ from vqgram.indexer.backend import (DocMeta, DocTable, Hit, ImageDoc, IndexCorru
 from vqgram.indexer.filters import Filter
 from vqgram.indexer.lucene_filter import filter_query, restrict
 from vqgram.indexer.lucene_documents import DocumentMaker, checked_vector, l2norm
-from vqgram.indexer.lucene_queries import TextQueryParser, words_query, words_query_for
+from vqgram.indexer.lucene_queries import TextQueryParser, jaccard_query, words_query
 from vqgram.indexer.lucene_reader import BM25_B, BM25_K1, SIMILARITIES, LuceneSnapshot, query_vector
 from vqgram.indexer.lucene_settings import SETTINGS_NAME, LuceneSettings, read_settings, write_settings
 
@@ -300,7 +300,9 @@ class LuceneBackend:
         searcher = snap.searcher(similarity, k1, b)
         if not weights or k <= 0:
             return []
-        return snap.hits(searcher, restrict(words_query_for(weights, similarity), where), k)
+        if similarity == "jaccard":
+            return snap.hits(searcher, restrict(jaccard_query(weights), where), k)
+        return snap.word_hits(searcher, words_query(weights), k, None if where is None else filter_query(where))
 
     def rank_words(self, weights: dict[str, float], similarity: str = "bm25", k1: float = BM25_K1,
                    b: float = BM25_B, where: Filter | None = None) -> Ranking:

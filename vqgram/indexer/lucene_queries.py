@@ -47,11 +47,6 @@ def jaccard_query(weights: dict[str, float]) -> Any:
     return jvm.JFunctionScoreQuery(q, jvm.JDivFloatFunction(inter, union).asDoubleValuesSource())
 
 
-def words_query_for(weights: dict[str, float], similarity: str) -> Any:
-    """The query `similarity` ranks: the Jaccard function query, or the boosted disjunction."""
-    return jaccard_query(weights) if similarity == "jaccard" else words_query(weights)
-
-
 class TextQueryParser:
     """Lucene query syntax (StandardQueryParser) over vqgram's fields; its analyzers are built on first use."""
 

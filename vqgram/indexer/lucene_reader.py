@@ -153,7 +153,21 @@ class LuceneSnapshot:
         """
         if k <= 0:
             return []
-        top = jvm.JRankings.top(searcher, query, int(k), _TIE_MARGIN)
+        return self._ranked(jvm.JRankings.top(searcher, query, int(k), _TIE_MARGIN), k, transform)
+
+    def word_hits(self, searcher: Any, disjunction: Any, k: int, where: Any = None) -> list[Hit]:
+        """Top k of a words disjunction (`Rankings.disjunction`) ranked by (-score, id), scored term at
+        a time in windows of documents (`Rankings.topTermAtATime`); `where`: a filter query or None.
+
+        A 384-word image query matches most of a collection with words of similar weight, so
+        MaxScore skips little and pays a heap of 384 clause iterators per posting: 486 ms a query at
+        1M documents. The same scores, clause by clause into cached accumulators, cost a fraction."""
+        if k <= 0:
+            return []
+        return self._ranked(jvm.JRankings.topTermAtATime(searcher, disjunction, where, int(k)), k)
+
+    def _ranked(self, top: Any, k: int, transform: Callable[[float], float] | None = None) -> list[Hit]:
+        """The helper's matches as Hits, ordered by (-score, id) and cut to k."""
         scores = [float(s) for s in top.scores()]
         if transform is not None:
             scores = [transform(s) for s in scores]

@@ -11,8 +11,13 @@ import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.NumericDocValues;
+import org.apache.lucene.index.PostingsEnum;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Term;
+import org.apache.lucene.index.TermState;
+import org.apache.lucene.index.TermStates;
+import org.apache.lucene.index.TermsEnum;
+import org.apache.lucene.index.LeafReader;
 import org.apache.lucene.search.BooleanClause;
 import org.apache.lucene.search.BooleanQuery;
 import org.apache.lucene.search.BoostQuery;
@@ -22,8 +27,13 @@ import org.apache.lucene.search.Query;
 import org.apache.lucene.search.Scorable;
 import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.ScoreMode;
+import org.apache.lucene.search.Scorer;
+import org.apache.lucene.search.similarities.Similarity.SimScorer;
 import org.apache.lucene.search.SimpleCollector;
 import org.apache.lucene.search.TermQuery;
+import org.apache.lucene.search.Weight;
+import org.apache.lucene.util.Bits;
+import org.apache.lucene.util.FixedBitSet;
 
 /**
  * Rankings as primitive arrays, and queries built from arrays, for vqgram's Python side (pyjnius).
@@ -99,6 +109,230 @@ public final class Rankings {
       scores[i] = docs.get(i).score;
     }
     return new Rankings(ids, scores);
+  }
+
+  /** Documents scored together by {@link #topTermAtATime}: their sums and norms stay in cache. */
+  private static final int WINDOW = 4096;
+
+  /**
+   * The top {@code k} of a disjunction of SHOULD term clauses (as {@link #disjunction} builds,
+   * over one field), and every document tied with the k-th, scored term at a time in windows of
+   * documents.
+   *
+   * <p>Image queries are hundreds of words of similar weight, and most documents match some of
+   * them, so MaxScore and WAND can skip little: Lucene 9.9 then pays a heap of hundreds of
+   * clause iterators per posting. Here each term's postings are read in turn into a window of
+   * {@value #WINDOW} score accumulators (what Lucene's own BooleanScorer does for exhaustive
+   * disjunctions), and only the window's matches meet the top-k threshold. Each posting scores
+   * as TermQuery's scorer scores it (the searcher's similarity, the term's statistics, the
+   * document's norm, read once per window), summed in double and cast to float as BooleanQuery
+   * does; only the order of the sum differs. {@code filter} (null: none) restricts the matches
+   * without scoring, as a FILTER clause would; deleted documents never match.
+   */
+  public static Rankings topTermAtATime(IndexSearcher searcher, Query disjunction, Query filter, int k)
+      throws IOException {
+    List<TermClause> clauses = new ArrayList<>();
+    for (BooleanClause clause : ((BooleanQuery) disjunction).clauses()) {
+      if (clause.getOccur() != BooleanClause.Occur.SHOULD) {
+        throw new IllegalArgumentException("term-at-a-time scoring takes SHOULD clauses only, not " + clause);
+      }
+      TermClause term = TermClause.of(searcher, clause.getQuery());
+      if (!clauses.isEmpty() && !term.term.field().equals(clauses.get(0).term.field())) {
+        throw new IllegalArgumentException("term-at-a-time scoring takes terms of one field, not " + disjunction);
+      }
+      if (term.sim != null) {
+        clauses.add(term);
+      }
+    }
+    Weight passing = filter == null ? null
+        : searcher.createWeight(searcher.rewrite(filter), ScoreMode.COMPLETE_NO_SCORES, 1f);
+    TopScores top = new TopScores(k);
+    double[] sums = new double[WINDOW];
+    long[] norms = new long[WINDOW];
+    FixedBitSet touched = new FixedBitSet(WINDOW);
+    List<PostingsEnum> postings = new ArrayList<>();
+    List<SimScorer> sims = new ArrayList<>();
+    for (LeafReaderContext leaf : searcher.getIndexReader().leaves()) {
+      LeafReader reader = leaf.reader();
+      Bits accept = acceptedDocs(reader.getLiveDocs(), passing, leaf);
+      if (accept == NONE || clauses.isEmpty()) {
+        continue;
+      }
+      postings.clear();
+      sims.clear();
+      for (TermClause c : clauses) {
+        PostingsEnum p = c.postings(leaf);
+        if (p != null && p.nextDoc() != DocIdSetIterator.NO_MORE_DOCS) {
+          postings.add(p);
+          sims.add(c.sim);
+        }
+      }
+      NumericDocValues normValues = reader.getNormValues(clauses.get(0).term.field());
+      for (int base = 0; base < reader.maxDoc() && !postings.isEmpty(); base += WINDOW) {
+        int end = Math.min(base + WINDOW, reader.maxDoc());
+        for (int d = base; d < end; d++) {  // LeafSimScorer's norm: 1 without norms, 0 for a doc without one
+          norms[d - base] = normValues == null ? 1L : normValues.advanceExact(d) ? normValues.longValue() : 0L;
+        }
+        for (int t = 0; t < postings.size(); t++) {
+          PostingsEnum p = postings.get(t);
+          SimScorer sim = sims.get(t);
+          for (int doc = p.docID(); doc < end; doc = p.nextDoc()) {
+            sums[doc - base] += sim.score(p.freq(), norms[doc - base]);
+            touched.set(doc - base);
+          }
+        }
+        for (int i = touched.nextSetBit(0); i != DocIdSetIterator.NO_MORE_DOCS;
+            i = i + 1 < WINDOW ? touched.nextSetBit(i + 1) : DocIdSetIterator.NO_MORE_DOCS) {
+          if (accept == null || accept.get(base + i)) {
+            top.offer(leaf.docBase + base + i, (float) sums[i]);
+          }
+          sums[i] = 0;
+        }
+        touched.clear();
+        for (int t = postings.size() - 1; t >= 0; t--) {
+          if (postings.get(t).docID() == DocIdSetIterator.NO_MORE_DOCS) {
+            postings.remove(t);
+            sims.remove(t);
+          }
+        }
+      }
+    }
+    return top.rankings();
+  }
+
+  /** One (possibly boosted) TermQuery clause with the scorer TermQuery's weight would give it. */
+  private static final class TermClause {
+    final Term term;
+    final TermStates states;
+    final SimScorer sim;  // null: no document holds the term
+
+    private TermClause(Term term, TermStates states, SimScorer sim) {
+      this.term = term;
+      this.states = states;
+      this.sim = sim;
+    }
+
+    static TermClause of(IndexSearcher searcher, Query query) throws IOException {
+      float boost = 1f;
+      if (query instanceof BoostQuery) {
+        boost = ((BoostQuery) query).getBoost();
+        query = ((BoostQuery) query).getQuery();
+      }
+      if (!(query instanceof TermQuery)) {
+        throw new IllegalArgumentException("term-at-a-time scoring takes term queries only, not " + query);
+      }
+      Term term = ((TermQuery) query).getTerm();
+      TermStates states = TermStates.build(searcher, term, true);
+      if (states.docFreq() == 0) {
+        return new TermClause(term, states, null);
+      }
+      SimScorer sim = searcher.getSimilarity().scorer(boost, searcher.collectionStatistics(term.field()),
+          searcher.termStatistics(term, states.docFreq(), states.totalTermFreq()));
+      return new TermClause(term, states, sim);
+    }
+
+    /** The term's postings with frequencies in {@code leaf}, or null where the segment lacks it. */
+    PostingsEnum postings(LeafReaderContext leaf) throws IOException {
+      TermState state = states.get(leaf);
+      if (state == null) {
+        return null;
+      }
+      TermsEnum terms = leaf.reader().terms(term.field()).iterator();
+      terms.seekExact(term.bytes(), state);
+      return terms.postings(null, PostingsEnum.FREQS);
+    }
+  }
+
+  private static final Bits NONE = new Bits.MatchNoBits(0);
+
+  /** The documents of {@code leaf} that may match: live and passing the filter (null: all; NONE: none). */
+  private static Bits acceptedDocs(Bits live, Weight passing, LeafReaderContext leaf) throws IOException {
+    if (passing == null) {
+      return live;
+    }
+    Scorer s = passing.scorer(leaf);
+    if (s == null) {
+      return NONE;
+    }
+    FixedBitSet bits = new FixedBitSet(leaf.reader().maxDoc());
+    bits.or(s.iterator());
+    if (live != null) {
+      for (int i = bits.nextSetBit(0); i != DocIdSetIterator.NO_MORE_DOCS;
+          i = i + 1 < bits.length() ? bits.nextSetBit(i + 1) : DocIdSetIterator.NO_MORE_DOCS) {
+        if (!live.get(i)) {
+          bits.clear(i);
+        }
+      }
+    }
+    return bits;
+  }
+
+  /**
+   * The k best scores seen so far (a min-heap of floats, the threshold at its root) and every
+   * (doc, score) offered at or above the threshold of its time; {@link #rankings} keeps those
+   * at or above the final k-th score, ties included.
+   */
+  private static final class TopScores {
+    private final float[] heap;
+    private int size;
+    private int[] docs = new int[64];
+    private float[] scores = new float[64];
+    private int kept;
+
+    TopScores(int k) {
+      heap = new float[Math.max(1, k)];
+    }
+
+    void offer(int doc, float score) {
+      if (size == heap.length && score < heap[0]) {
+        return;
+      }
+      if (kept == docs.length) {
+        docs = Arrays.copyOf(docs, 2 * kept);
+        scores = Arrays.copyOf(scores, 2 * kept);
+      }
+      docs[kept] = doc;
+      scores[kept++] = score;
+      if (size < heap.length) {
+        heap[size++] = score;
+        for (int i = size - 1; i > 0 && heap[(i - 1) / 2] > heap[i]; i = (i - 1) / 2) {
+          swap(i, (i - 1) / 2);
+        }
+      } else if (score > heap[0]) {
+        heap[0] = score;
+        for (int i = 0; ; ) {
+          int least = i;
+          for (int c = 2 * i + 1; c <= 2 * i + 2 && c < size; c++) {
+            if (heap[c] < heap[least]) {
+              least = c;
+            }
+          }
+          if (least == i) {
+            break;
+          }
+          swap(i, least);
+          i = least;
+        }
+      }
+    }
+
+    private void swap(int i, int j) {
+      float t = heap[i];
+      heap[i] = heap[j];
+      heap[j] = t;
+    }
+
+    Rankings rankings() {
+      float cut = size == heap.length ? heap[0] : Float.NEGATIVE_INFINITY;
+      int n = 0;
+      for (int i = 0; i < kept; i++) {
+        if (scores[i] >= cut) {
+          docs[n] = docs[i];
+          scores[n++] = scores[i];
+        }
+      }
+      return new Rankings(Arrays.copyOf(docs, n), Arrays.copyOf(scores, n));
+    }
   }
 
   /**
