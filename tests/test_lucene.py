@@ -320,11 +320,12 @@ def test_ties_break_by_id_even_at_the_cut(tmp_path):
 
 @pytest.mark.parametrize("similarity", ["bm25", "tfidf"])
 def test_term_at_a_time_top_k_is_lucenes_own_top_k(tmp_path, similarity):
-    """search_words scores term at a time in windows of 4,096 documents; BooleanQuery's top-k over
-    the same index (three segments, the middle one past a window, updates and deletes, a filter)
-    must give the same ids and float32 scores."""
+    """search_words scores term at a time in windows of 4,096 documents, in shares of the documents
+    side by side; BooleanQuery's top-k over the same index (three segments, the middle one past a
+    window, updates and deletes, a filter) must give the same ids and float32 scores."""
+    from vqgram.indexer import jvm
     from vqgram.indexer.filters import Match
-    from vqgram.indexer.lucene_filter import restrict, filter_query
+    from vqgram.indexer.lucene_filter import filter_query, restrict
     from vqgram.indexer.lucene_index import LuceneBackend
 
     rng = np.random.default_rng(11)
@@ -353,6 +354,10 @@ def test_term_at_a_time_top_k_is_lucenes_own_top_k(tmp_path, similarity):
                 ours = b.search_words(query, k, similarity, where=where)
                 assert ours == theirs and len(ours) == min(k, len(theirs))
                 assert all(h.label == "l1" for h in ours) or where is None
+                for shares in (2, 3, 7):  # ranges cut inside segments, scored on the pool, merged
+                    top = jvm.JRankings.topTermAtATime(searcher, b.words_query(query),
+                                                       None if where is None else filter_query(where), k, shares)
+                    assert snap._ranked(top, k) == theirs
     assert b.search_words({"unseen": 1.0}, 5) == []
     assert b.search_words({"w0": 1.0}, 5, where=Match("label", "none")) == []
     b.close()

@@ -5,6 +5,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.apache.lucene.document.Document;
 import org.apache.lucene.index.BinaryDocValues;
 import org.apache.lucene.index.DocValues;
@@ -113,6 +117,7 @@ public final class Rankings {
 
   /** Documents scored together by {@link #topTermAtATime}: their sums and norms stay in cache. */
   private static final int WINDOW = 4096;
+  private static ExecutorService pool;
 
   /**
    * The top {@code k} of a disjunction of SHOULD term clauses (as {@link #disjunction} builds,
@@ -128,8 +133,13 @@ public final class Rankings {
    * document's norm, read once per window), summed in double and cast to float as BooleanQuery
    * does; only the order of the sum differs. {@code filter} (null: none) restricts the matches
    * without scoring, as a FILTER clause would; deleted documents never match.
+   *
+   * <p>The reader's documents are cut into {@code shares} ranges of about equal size (inside a
+   * segment too: each range advances its own postings to its start), scored side by side (the
+   * first in the calling thread, the others on a pool of one daemon thread per further
+   * processor), and their top k merged; a document's score does not depend on the cut.
    */
-  public static Rankings topTermAtATime(IndexSearcher searcher, Query disjunction, Query filter, int k)
+  public static Rankings topTermAtATime(IndexSearcher searcher, Query disjunction, Query filter, int k, int shares)
       throws IOException {
     List<TermClause> clauses = new ArrayList<>();
     for (BooleanClause clause : ((BooleanQuery) disjunction).clauses()) {
@@ -146,58 +156,165 @@ public final class Rankings {
     }
     Weight passing = filter == null ? null
         : searcher.createWeight(searcher.rewrite(filter), ScoreMode.COMPLETE_NO_SCORES, 1f);
+    List<List<DocRange>> parts = DocRange.split(searcher.getIndexReader().leaves(), Math.max(1, shares));
+    List<Future<TopScores>> others = new ArrayList<>();
+    for (List<DocRange> part : parts.subList(1, parts.size())) {
+      others.add(pool().submit(() -> scoreRanges(part, clauses, passing, k)));
+    }
+    TopScores top = scoreRanges(parts.get(0), clauses, passing, k);
+    for (Future<TopScores> other : others) {
+      try {
+        top.offerAll(other.get());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted while scoring", e);
+      } catch (ExecutionException e) {
+        throw e.getCause() instanceof IOException ? (IOException) e.getCause() : new IOException(e.getCause());
+      }
+    }
+    return top.rankings();
+  }
+
+  private static synchronized ExecutorService pool() {
+    if (pool == null) {
+      pool = Executors.newFixedThreadPool(Math.max(1, Runtime.getRuntime().availableProcessors() - 1), task -> {
+        Thread t = new Thread(task, "vqgram-term-at-a-time");
+        t.setDaemon(true);
+        return t;
+      });
+    }
+    return pool;
+  }
+
+  /** Documents [from, to) of one segment: a share of a query's work. */
+  private static final class DocRange {
+    final LeafReaderContext leaf;
+    final int from;
+    final int to;
+
+    private DocRange(LeafReaderContext leaf, int from, int to) {
+      this.leaf = leaf;
+      this.from = from;
+      this.to = to;
+    }
+
+    /** The leaves' documents in up to {@code parts} shares of about equal size, cut at window bounds. */
+    static List<List<DocRange>> split(List<LeafReaderContext> leaves, int parts) {
+      long total = 0;
+      for (LeafReaderContext leaf : leaves) {
+        total += leaf.reader().maxDoc();
+      }
+      long share = (total + parts - 1) / parts;
+      List<List<DocRange>> out = new ArrayList<>();
+      out.add(new ArrayList<>());
+      long room = share;
+      for (LeafReaderContext leaf : leaves) {
+        int from = 0;
+        int maxDoc = leaf.reader().maxDoc();
+        while (from < maxDoc) {
+          if (room <= 0 && out.size() < parts) {
+            out.add(new ArrayList<>());
+            room = share;
+          }
+          long take = out.size() < parts ? Math.max(WINDOW, (room + WINDOW - 1) / WINDOW * WINDOW) : maxDoc;
+          int to = (int) Math.min(maxDoc, from + take);
+          out.get(out.size() - 1).add(new DocRange(leaf, from, to));
+          room -= to - from;
+          from = to;
+        }
+      }
+      return out;
+    }
+  }
+
+  /** The top k (with ties) of the documents in {@code ranges}, scored window by window. */
+  private static TopScores scoreRanges(List<DocRange> ranges, List<TermClause> clauses, Weight passing, int k)
+      throws IOException {
     TopScores top = new TopScores(k);
     double[] sums = new double[WINDOW];
     long[] norms = new long[WINDOW];
     FixedBitSet touched = new FixedBitSet(WINDOW);
     List<PostingsEnum> postings = new ArrayList<>();
     List<SimScorer> sims = new ArrayList<>();
-    for (LeafReaderContext leaf : searcher.getIndexReader().leaves()) {
-      LeafReader reader = leaf.reader();
-      Bits accept = acceptedDocs(reader.getLiveDocs(), passing, leaf);
+    for (DocRange range : ranges) {
+      LeafReader reader = range.leaf.reader();
+      Bits accept = acceptedDocs(reader.getLiveDocs(), passing, range.leaf);
       if (accept == NONE || clauses.isEmpty()) {
         continue;
       }
       postings.clear();
       sims.clear();
       for (TermClause c : clauses) {
-        PostingsEnum p = c.postings(leaf);
-        if (p != null && p.nextDoc() != DocIdSetIterator.NO_MORE_DOCS) {
+        PostingsEnum p = c.postings(range.leaf);
+        if (p != null && p.advance(range.from) < range.to) {
           postings.add(p);
           sims.add(c.sim);
         }
       }
       NumericDocValues normValues = reader.getNormValues(clauses.get(0).term.field());
-      for (int base = 0; base < reader.maxDoc() && !postings.isEmpty(); base += WINDOW) {
-        int end = Math.min(base + WINDOW, reader.maxDoc());
-        for (int d = base; d < end; d++) {  // LeafSimScorer's norm: 1 without norms, 0 for a doc without one
-          norms[d - base] = normValues == null ? 1L : normValues.advanceExact(d) ? normValues.longValue() : 0L;
-        }
+      for (int base = range.from; base < range.to && !postings.isEmpty(); base += WINDOW) {
+        int end = Math.min(base + WINDOW, range.to);
+        readNorms(normValues, base, end, norms);
         for (int t = 0; t < postings.size(); t++) {
-          PostingsEnum p = postings.get(t);
-          SimScorer sim = sims.get(t);
-          for (int doc = p.docID(); doc < end; doc = p.nextDoc()) {
-            sums[doc - base] += sim.score(p.freq(), norms[doc - base]);
-            touched.set(doc - base);
-          }
+          addScores(postings.get(t), sims.get(t), base, end, norms, sums, touched);
         }
         for (int i = touched.nextSetBit(0); i != DocIdSetIterator.NO_MORE_DOCS;
             i = i + 1 < WINDOW ? touched.nextSetBit(i + 1) : DocIdSetIterator.NO_MORE_DOCS) {
           if (accept == null || accept.get(base + i)) {
-            top.offer(leaf.docBase + base + i, (float) sums[i]);
+            top.offer(range.leaf.docBase + base + i, (float) sums[i]);
           }
           sums[i] = 0;
         }
         touched.clear();
         for (int t = postings.size() - 1; t >= 0; t--) {
-          if (postings.get(t).docID() == DocIdSetIterator.NO_MORE_DOCS) {
+          if (postings.get(t).docID() >= range.to) {
             postings.remove(t);
             sims.remove(t);
           }
         }
       }
     }
-    return top.rankings();
+    return top;
+  }
+
+  /** The norms of documents [base, end) as LeafSimScorer reads them: 1 without norms, 0 for a doc without one. */
+  private static void readNorms(NumericDocValues values, int base, int end, long[] norms) throws IOException {
+    for (int d = base; d < end; d++) {
+      norms[d - base] = values == null ? 1L : values.advanceExact(d) ? values.longValue() : 0L;
+    }
+  }
+
+  /** Adds one term's score of each of its documents before {@code end} to the window at {@code base}. */
+  private static void addScores(PostingsEnum postings, SimScorer sim, int base, int end, long[] norms, double[] sums,
+      FixedBitSet touched) throws IOException {
+    for (int doc = postings.docID(); doc < end; doc = postings.nextDoc()) {
+      sums[doc - base] += sim.score(postings.freq(), norms[doc - base]);
+      touched.set(doc - base);
+    }
+  }
+
+  private static final Bits NONE = new Bits.MatchNoBits(0);
+
+  /** The documents of {@code leaf} that may match: live and passing the filter (null: all; NONE: none). */
+  private static Bits acceptedDocs(Bits live, Weight passing, LeafReaderContext leaf) throws IOException {
+    if (passing == null) {
+      return live;
+    }
+    Scorer s = passing.scorer(leaf);
+    if (s == null) {
+      return NONE;
+    }
+    FixedBitSet bits = new FixedBitSet(leaf.reader().maxDoc());
+    bits.or(s.iterator());
+    if (live != null) {
+      for (int i = bits.nextSetBit(0); i != DocIdSetIterator.NO_MORE_DOCS;
+          i = i + 1 < bits.length() ? bits.nextSetBit(i + 1) : DocIdSetIterator.NO_MORE_DOCS) {
+        if (!live.get(i)) {
+          bits.clear(i);
+        }
+      }
+    }
+    return bits;
   }
 
   /** One (possibly boosted) TermQuery clause with the scorer TermQuery's weight would give it. */
@@ -241,30 +358,6 @@ public final class Rankings {
       terms.seekExact(term.bytes(), state);
       return terms.postings(null, PostingsEnum.FREQS);
     }
-  }
-
-  private static final Bits NONE = new Bits.MatchNoBits(0);
-
-  /** The documents of {@code leaf} that may match: live and passing the filter (null: all; NONE: none). */
-  private static Bits acceptedDocs(Bits live, Weight passing, LeafReaderContext leaf) throws IOException {
-    if (passing == null) {
-      return live;
-    }
-    Scorer s = passing.scorer(leaf);
-    if (s == null) {
-      return NONE;
-    }
-    FixedBitSet bits = new FixedBitSet(leaf.reader().maxDoc());
-    bits.or(s.iterator());
-    if (live != null) {
-      for (int i = bits.nextSetBit(0); i != DocIdSetIterator.NO_MORE_DOCS;
-          i = i + 1 < bits.length() ? bits.nextSetBit(i + 1) : DocIdSetIterator.NO_MORE_DOCS) {
-        if (!live.get(i)) {
-          bits.clear(i);
-        }
-      }
-    }
-    return bits;
   }
 
   /**
@@ -313,6 +406,13 @@ public final class Rankings {
           swap(i, least);
           i = least;
         }
+      }
+    }
+
+    /** Every candidate {@code other} kept, offered here: the merged top k of two shares. */
+    void offerAll(TopScores other) {
+      for (int i = 0; i < other.kept; i++) {
+        offer(other.docs[i], other.scores[i]);
       }
     }
 
