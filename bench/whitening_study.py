@@ -122,7 +122,10 @@ def words(coords: np.ndarray, atoms: torch.Tensor, active: int = 384, levels: in
     return sp.csr_matrix((tf.ravel(), (rows, top.indices.numpy().ravel())), shape=(len(z), atoms.shape[1]))
 
 
-def bm25(db, q, k1=1.2, b=0.75) -> np.ndarray:
+QUERY_WEIGHTS = {"log": lambda c: 1 + np.log(c), "linear": lambda c: c, "sqrt": np.sqrt, "flat": np.ones_like}
+
+
+def bm25(db, q, k1=1.2, b=0.75, query_weight: str = "log") -> np.ndarray:
     n = db.shape[0]
     df = np.asarray((db > 0).sum(0)).ravel()
     idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
@@ -132,7 +135,7 @@ def bm25(db, q, k1=1.2, b=0.75) -> np.ndarray:
 
     dbw = sp.csr_matrix((sat * idf[d.col], (d.row, d.col)), shape=db.shape)
     qw = q.copy()
-    qw.data = 1 + np.log(qw.data)  # not Tantivy's query side exactly; same for every projection
+    qw.data = QUERY_WEIGHTS[query_weight](qw.data)  # "log": 1 + ln count, the searcher's term_weights
     return (qw @ dbw.T).toarray()
 
 
@@ -148,6 +151,10 @@ def score_map(s: np.ndarray, z) -> float:
 def minmax(s):
     lo, hi = s.min(1, keepdims=True), s.max(1, keepdims=True)
     return (s - lo) / np.maximum(hi - lo, 1e-12)
+
+
+def zscore(s):
+    return (s - s.mean(1, keepdims=True)) / np.maximum(s.std(1, keepdims=True), 1e-12)
 
 
 def score(args) -> None:
@@ -191,12 +198,15 @@ def score(args) -> None:
             if name == "imagenette":
                 df = np.asarray((wd > 0).sum(0)).ravel() / wd.shape[0]
                 print(f"{pname}: median word DF on imagenette {np.median([np.median(df[r.indices]) for r in wd]):.4f}")
-            sparse = bm25(wd, wq)
-            if z["exclude"]:
-                sparse[np.arange(len(q)), z["self_ids"]] = -1e9
-            rows["bm25"].append(score_map(sparse, z))
-            for hw in args.hybrid:
-                rows.setdefault(f"hybrid {hw}", []).append(score_map(hw * minmax(sparse) + minmax(dense), z))
+            for qwt in args.query_weight:
+                # the query itself stays in both runs, as in the engines; score_map leaves it out
+                sparse = bm25(wd, wq, query_weight=qwt)
+                tag = "" if qwt == "log" else f" q={qwt}"
+                rows.setdefault(f"bm25{tag}", []).append(score_map(sparse, z))
+                for hw in args.hybrid:
+                    rows.setdefault(f"hybrid {hw}{tag}", []).append(score_map(hw * minmax(sparse) + minmax(dense), z))
+                for hw in args.zfusion:
+                    rows.setdefault(f"z-hybrid {hw}{tag}", []).append(score_map(hw * zscore(sparse) + zscore(dense), z))
         for mode, vals in rows.items():
             if not vals:
                 continue
@@ -224,6 +234,9 @@ def main() -> None:
     s.add_argument("--active", type=int, default=384, help="words per image")
     s.add_argument("--query-active", type=int, default=None, help="words per query image (default: --active)")
     s.add_argument("--hybrid", type=float, nargs="*", default=[0.5], help="words weights of min-max fusion")
+    s.add_argument("--zfusion", type=float, nargs="*", default=[], help="words weights of z-score fusion")
+    s.add_argument("--query-weight", nargs="*", choices=sorted(QUERY_WEIGHTS), default=["log"],
+                   help="query word weights from counts: log (1 + ln c, the searcher's), linear, sqrt, flat")
     args = ap.parse_args()
     extract(args) if args.cmd == "extract" else score(args)
 
