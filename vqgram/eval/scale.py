@@ -19,8 +19,9 @@ Modes:
   funnel (one row per stage list) over the full embeddings, what both backends run;
   the funnels' recall is against the exact scan;
 - dense-hnsw (backend "lucene": HNSW in the words index; "lucene-hnsw": a vectors-only
-  index; "lucene-words" is a words-only index, without the graph that takes most of a build) and dense-hnsw-int8 ("lucene-hnsw-int8", vectors-only): HNSW on the indexed prefix,
-  recall against an exact scan of that prefix.
+  index) and dense-hnsw-int8 ("lucene-hnsw-int8", vectors-only): HNSW on the indexed prefix,
+  recall against an exact scan of that prefix. Backend "lucene-words" is a words index without
+  the HNSW graph, which takes most of a Lucene build.
 Lucene rows give the index's `segments` (a kNN query searches each segment's graph);
 `force_merge` N merges each Lucene index down to N segments before it is queried (`merge_s`);
 vectors-only indexes are queried before and after. `reuse` queries the indexes an earlier run
