@@ -27,15 +27,20 @@ def test_every_backend_measures_and_lucene_merges_to_one_segment(tmp_path, monke
     funnel = (FunnelStage(2, 200), FunnelStage(4, 150))
     run = ScaleRun(rows, tmp_path / "work", queries=5, prune=(10,), funnels=(funnel,), force_merge=1,
                    log=lambda row: None)
-    out = run.run([300], ["tantivy", "lucene", "lucene-hnsw", "lucene-hnsw-int8", "numpy"])
+    out = run.run([300], ["tantivy", "lucene", "lucene-words", "lucene-hnsw", "lucene-hnsw-int8", "numpy"])
     modes = {(r["backend"], r["mode"]) for r in out}
-    for backend in ("tantivy", "lucene"):
+    for backend in ("tantivy", "lucene", "lucene-words"):
         assert {(backend, m) for m in ("words-exhaustive", "words-topk", "words-heaviest-10", "words-prune-10")} <= modes
+    for backend in ("lucene", "lucene-words"):  # Lucene's own top-k (MaxScore) measured beside term at a time
+        assert (backend, "words-topk-maxscore") in modes
+    words_only = [r for r in out if r["backend"] == "lucene-words"]  # no HNSW graph, no stored embedding
+    assert not any(r["mode"].startswith("dense") for r in words_only)
+    assert words_only[0]["bytes_per_doc"] < next(r for r in out if r["backend"] == "lucene")["bytes_per_doc"]
     assert {("lucene", "dense-hnsw"), ("lucene-hnsw", "dense-hnsw"), ("lucene-hnsw-int8", "dense-hnsw-int8"),
             ("numpy", "dense-exact"), ("numpy", "dense-funnel-2:200,4:150")} <= modes
     for r in out:
         assert r["docs"] == 300 and r["p50_ms"] > 0
-        if r["mode"] == "words-topk":  # top-k without exact counts is still the exact top k
+        if r["mode"] in ("words-topk", "words-topk-maxscore"):  # top-k without exact counts is still the exact top k
             assert r["recall_at_100"] == 1.0
         if r["backend"].startswith("lucene"):
             assert r["segments"] == 1

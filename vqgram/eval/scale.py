@@ -21,7 +21,7 @@ Modes:
 - dense-hnsw (backend "lucene": HNSW in the words index; "lucene-hnsw": a vectors-only
   index) and dense-hnsw-int8 ("lucene-hnsw-int8", vectors-only): HNSW on the indexed prefix,
   recall against an exact scan of that prefix. Backend "lucene-words" is a words index without
-  the HNSW graph, which takes most of a Lucene build.
+  embeddings (no HNSW graph, which takes most of a Lucene build, nor the stored 4 kB vector).
 Lucene rows give the index's `segments` (a kNN query searches each segment's graph);
 `force_merge` N merges each Lucene index down to N segments before it is queried (`merge_s`);
 vectors-only indexes are queried before and after. `reuse` queries the indexes an earlier run
@@ -133,9 +133,11 @@ class ScaleRun:
         self.rows.append(row)
         self.log(row)
 
-    def _build(self, n: int, backend: str, path: Path, words: bool = True, **options) -> tuple[object, float | None]:
-        """The collection of n documents indexed at `path` and its build seconds; with `reuse`, an index
-        of n documents left there by an earlier run (same rows and seed) is opened instead (None seconds)."""
+    def _build(self, n: int, backend: str, path: Path, words: bool = True, vectors: bool = True,
+               **options) -> tuple[object, float | None]:
+        """The collection of n documents indexed at `path` (without their words or their vectors when
+        asked) and its build seconds; with `reuse`, an index of n documents left there by an earlier run
+        (same rows and seed) is opened instead (None seconds)."""
         if self.reuse and path.is_dir():
             handle = create_or_open(path, self.made_by, backend, **options)
             if handle.backend.count() == n:
@@ -144,9 +146,10 @@ class ScaleRun:
         shutil.rmtree(path, ignore_errors=True)
         handle = create_or_open(path, self.made_by, backend, **options)
         start, done = time.time(), 0
+        left_out = {**({} if words else {"words": ""}), **({} if vectors else {"vector": None})}
         for docs in self.collection.batches(n):
-            if not words:
-                docs = [replace(d, words="") for d in docs]
+            if left_out:
+                docs = [replace(d, **left_out) for d in docs]
             handle.backend.add(docs)
             done += len(docs)
             if done % COMMIT_EVERY < len(docs):
@@ -173,8 +176,9 @@ class ScaleRun:
     def _backend(self, n: int, backend: str) -> None:
         path = self.work / f"{backend}-{n}"
         lucene = backend.startswith("lucene")
-        options = {"dense_dims": HNSW_DIMS} if backend == "lucene" else {}
-        handle, build_s = self._build(n, "lucene" if lucene else backend, path, **options)
+        options = {"dense_dims": HNSW_DIMS} if lucene else {}  # lucene-words: a setting no vector uses
+        handle, build_s = self._build(n, "lucene" if lucene else backend, path, vectors=backend != "lucene-words",
+                                      **options)
         engine = handle.backend
         try:
             merged = self._merge(handle) if lucene else {}
