@@ -6,11 +6,11 @@ the next snapshot, so nothing read here can mix two commits.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from vqgram.cores import usable_cores
 from vqgram.indexer import jvm
 from vqgram.indexer.backend import DocMeta, DocTable, Hit, embedding_matrix, rank
 
@@ -26,7 +26,6 @@ _TIE_MARGIN = 16  # hits collected past k to see whether the k-th is tied
 # 1M documents in 14 segments, 2 shares on 2 cores: 44-69 ms p50 against 82-107 ms in one (runs alternated);
 # at 100k one share takes ~9 ms and a second gained nothing steady.
 _DOCS_PER_SHARE = 250_000
-_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _HIT_FIELDS = ["id", "path", "label", "width", "height"]
 
 
@@ -171,7 +170,7 @@ class LuceneSnapshot:
         fraction; from 250k documents on, each core scores its share of them."""
         if k <= 0:
             return []
-        shares = max(1, min(_CORES, int(self.reader.maxDoc()) // _DOCS_PER_SHARE))
+        shares = max(1, min(usable_cores(), int(self.reader.maxDoc()) // _DOCS_PER_SHARE))
         return self._ranked(jvm.JRankings.topTermAtATime(searcher, disjunction, where, int(k), shares), k)
 
     def _ranked(self, top: Any, k: int, transform: Callable[[float], float] | None = None) -> list[Hit]:
