@@ -154,6 +154,9 @@ public final class Rankings {
         clauses.add(term);
       }
     }
+    if (clauses.isEmpty()) {  // no word of the query is in the index
+      return new Rankings(new int[0], new float[0]);
+    }
     Weight passing = filter == null ? null
         : searcher.createWeight(searcher.rewrite(filter), ScoreMode.COMPLETE_NO_SCORES, 1f);
     List<List<DocRange>> parts = DocRange.split(searcher.getIndexReader().leaves(), Math.max(1, shares));
@@ -227,7 +230,7 @@ public final class Rankings {
     }
   }
 
-  /** The top k (with ties) of the documents in {@code ranges}, scored window by window. */
+  /** The top k (with ties) of the documents in {@code ranges}, scored window by window ({@code clauses}: one or more). */
   private static TopScores scoreRanges(List<DocRange> ranges, List<TermClause> clauses, Weight passing, int k)
       throws IOException {
     TopScores top = new TopScores(k);
@@ -239,7 +242,7 @@ public final class Rankings {
     for (DocRange range : ranges) {
       LeafReader reader = range.leaf.reader();
       Bits accept = acceptedDocs(reader.getLiveDocs(), passing, range.leaf);
-      if (accept == NONE || clauses.isEmpty()) {
+      if (accept == NONE) {
         continue;
       }
       postings.clear();
