@@ -113,13 +113,20 @@ def pca_after(x: np.ndarray, w: np.ndarray, dims: int) -> tuple[np.ndarray, np.n
     return mean, w @ vec[:, np.argsort(-val)[:dims]]
 
 
-def words(coords: np.ndarray, atoms: torch.Tensor, active: int = 384, levels: int = 10):
-    """Lifted words as a sparse (N, atoms) tf matrix, as the lift head makes them."""
+def words(coords: np.ndarray, atoms: torch.Tensor, active: int = 384, tf_spec: str = "ratio:10"):
+    """Lifted words as a sparse (N, atoms) tf matrix. tf_spec SHAPE:LEVELS: "ratio" as the lift head makes
+    them (strength / strongest), "margin" (strength above the next, unkept atom's, over the strongest's),
+    "powP" (ratio to the power P)."""
+    shape, levels = tf_spec.split(":")
     z = torch.from_numpy(coords / np.linalg.norm(coords, axis=1, keepdims=True)).float() @ atoms
-    top = z.topk(active, dim=-1)
-    tf = (top.values / top.values[:, :1] * levels).round().clamp(min=1).numpy()
+    top = z.topk(active + 1, dim=-1)
+    v, cut, kept = top.values[:, :active], top.values[:, active:], top.indices[:, :active]
+    rel = (v - cut) / (v[:, :1] - cut) if shape == "margin" else v / v[:, :1]
+    if shape.startswith("pow"):
+        rel = rel ** float(shape[3:])
+    tf = (rel * float(levels)).round().clamp(min=1).numpy()
     rows = np.repeat(np.arange(len(z)), active)
-    return sp.csr_matrix((tf.ravel(), (rows, top.indices.numpy().ravel())), shape=(len(z), atoms.shape[1]))
+    return sp.csr_matrix((tf.ravel(), (rows, kept.numpy().ravel())), shape=(len(z), atoms.shape[1]))
 
 
 QUERY_WEIGHTS = {"log": lambda c: 1 + np.log(c), "linear": lambda c: c, "sqrt": np.sqrt, "flat": np.ones_like}
@@ -194,23 +201,25 @@ def score(args) -> None:
                 rows.setdefault(f"dense@{d}", []).append(score_map(g(e_q) @ g(e_db).T, z))
             if args.dense_only:
                 continue
-            wd, wq = words((db - mean) @ proj, atoms, args.active), words((q - mean) @ proj, atoms, args.query_active or args.active)
-            if name == "imagenette":
-                df = np.asarray((wd > 0).sum(0)).ravel() / wd.shape[0]
-                print(f"{pname}: median word DF on imagenette {np.median([np.median(df[r.indices]) for r in wd]):.4f}")
-            for qwt in args.query_weight:
-                # the query itself stays in both runs, as in the engines; score_map leaves it out
-                sparse = bm25(wd, wq, query_weight=qwt)
-                tag = "" if qwt == "log" else f" q={qwt}"
-                rows.setdefault(f"bm25{tag}", []).append(score_map(sparse, z))
-                for hw in args.hybrid:
-                    rows.setdefault(f"hybrid {hw}{tag}", []).append(score_map(hw * minmax(sparse) + minmax(dense), z))
-                for hw in args.zfusion:
-                    rows.setdefault(f"z-hybrid {hw}{tag}", []).append(score_map(hw * zscore(sparse) + zscore(dense), z))
+            for tf_spec in args.tf:
+                wd = words((db - mean) @ proj, atoms, args.active, tf_spec)
+                wq = words((q - mean) @ proj, atoms, args.query_active or args.active, tf_spec)
+                if name == "imagenette" and tf_spec == args.tf[0]:
+                    df = np.asarray((wd > 0).sum(0)).ravel() / wd.shape[0]
+                    print(f"{pname}: median word DF on imagenette {np.median([np.median(df[r.indices]) for r in wd]):.4f}")
+                for qwt in args.query_weight:
+                    # the query itself stays in both runs, as in the engines; score_map leaves it out
+                    sparse = bm25(wd, wq, query_weight=qwt)
+                    tag = ("" if qwt == "log" else f" q={qwt}") + ("" if tf_spec == "ratio:10" else f" tf={tf_spec}")
+                    rows.setdefault(f"bm25{tag}", []).append(score_map(sparse, z))
+                    for hw in args.hybrid:
+                        rows.setdefault(f"hybrid {hw}{tag}", []).append(score_map(hw * minmax(sparse) + minmax(dense), z))
+                    for hw in args.zfusion:
+                        rows.setdefault(f"z-hybrid {hw}{tag}", []).append(score_map(hw * zscore(sparse) + zscore(dense), z))
         for mode, vals in rows.items():
             if not vals:
                 continue
-            print(f"{pname} | {mode} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f}", flush=True)
+            print(f"{pname} | {mode} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {np.mean(vals):.4f}", flush=True)
     gem_row = []
     for name in names:
         z = sets[name]
@@ -235,6 +244,8 @@ def main() -> None:
     s.add_argument("--query-active", type=int, default=None, help="words per query image (default: --active)")
     s.add_argument("--hybrid", type=float, nargs="*", default=[0.5], help="words weights of min-max fusion")
     s.add_argument("--zfusion", type=float, nargs="*", default=[], help="words weights of z-score fusion")
+    s.add_argument("--tf", nargs="*", default=["ratio:10"],
+                   help="term frequencies SHAPE:LEVELS, SHAPE ratio (the lift head's), margin or powP")
     s.add_argument("--query-weight", nargs="*", choices=sorted(QUERY_WEIGHTS), default=["log"],
                    help="query word weights from counts: log (1 + ln c, the searcher's), linear, sqrt, flat")
     args = ap.parse_args()
