@@ -208,6 +208,31 @@ def test_query_words_reach_the_search(lift_model, photos, queries, tmp_path):
             searcher.similar(hits[0].id, 5, SearchOptions(query_words=100))
 
 
+def test_image_queries_of_a_small_index_take_twice_the_words(lift_model, photos, queries, tmp_path, monkeypatch):
+    """Unless given, an image query's word count is sized to the index: twice the model's in the word modes
+    up to MORE_QUERY_WORDS_UP_TO documents; the model's own above that, in hybrid, and for a k-gram model."""
+    from vqgram.searcher import queries as query_module
+
+    tok = Tokenizer.from_model(lift_model[0])
+    index_folder(photos, tmp_path / "idx", tok, progress=False, workers=0)
+    image = queries / "tench.jpg"
+
+    def scores(hits):
+        return [(h.id, h.score) for h in hits]
+
+    with Searcher(tmp_path / "idx", tok) as searcher:
+        assert searcher.query_words_for(SearchOptions()) == 2 * SMALL.active
+        assert searcher.query_words_for(SearchOptions(query_words=70)) == 70
+        assert searcher.query_words_for(SearchOptions(mode="hybrid")) is None
+        doubled = searcher.search_encoded(*searcher.encode_image(image, 2 * SMALL.active), 8)
+        own = searcher.search_encoded(*searcher.encode_image(image), 8)
+        assert scores(searcher.search_image(image, 8)) == scores(doubled) != scores(own)
+        monkeypatch.setattr(query_module, "MORE_QUERY_WORDS_UP_TO", 35)  # the sample index holds 36
+        assert searcher.query_words_for(SearchOptions()) is None
+        assert scores(searcher.search_image(image, 8)) == scores(own)
+    assert query_module.collection_query_words(None, "bm25", 10) is None  # a k-gram model
+
+
 def test_query_words_on_a_k_gram_model_are_one_line(kgram_tokenizer, queries):
     with pytest.raises(ValueError, match="query words apply to lifted words; this model makes k-gram words"):
         kgram_tokenizer.encode_image(queries / "tench.jpg", 500)

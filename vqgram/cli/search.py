@@ -28,8 +28,9 @@ def parse_stages(value: str):
               help="How an image query ranks (tfidf, jaccard and BM25 k1/b need a Lucene index).")
 @click.option("--max-terms", type=click.IntRange(1), default=None, help="Keep the N heaviest query words.")
 @click.option("--query-words", type=click.IntRange(1), default=None, metavar="N",
-              help="Lifted words of the query image: N instead of the model's own (an indexed image's words and "
-                   "the next strongest; more finds more, costs more postings; docs/RESULTS.md).")
+              help="Lifted words of the query image: an indexed image's words and the next strongest (more finds "
+                   "more, costs more postings; docs/RESULTS.md). Default: twice the model's in the words modes "
+                   "on up to 50,000 documents, else the model's own.")
 @click.option("--prune", "prune_terms", type=click.IntRange(1), default=None,
               help="Keep the N query words of highest weight x idf (faster on large indexes; docs/SCALE.md).")
 @click.option("--k1", type=float, default=1.2, help="BM25 k1.")
@@ -105,7 +106,7 @@ def _cluster_query(searcher, target: str, image, k: int, options) -> dict:
 
     if not image:
         raise click.UsageError("--print-query needs --image (a text query is already the engine's own syntax)")
-    words, vector = searcher.encode_image(image, options.query_words)
+    words, vector = searcher.encode_image(image, searcher.query_words_for(options))
     spec = vector_spec(searcher.handle, len(vector), options.dims)
     return query_body(target, options.mode, k, searcher.query_weights(words, options), vector, spec,
                       ef=options.ef or 100, fusion_weights=options.weights)

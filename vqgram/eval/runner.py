@@ -97,10 +97,11 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     with Searcher(index, tokenizer) as searcher:
         for name, opts in options.items():
             start = time.time()
-            if opts.query_words not in by_words:
-                by_words[opts.query_words] = _query_features(dataset, plan, tokenizer, features, sha_of, cache,
-                                                             opts.query_words)
-            query_features = by_words[opts.query_words]
+            query_words = searcher.query_words_for(opts)  # as an image search would: sized to the index
+            if query_words not in by_words:
+                by_words[query_words] = _query_features(dataset, plan, tokenizer, features, sha_of, cache,
+                                                        query_words)
+            query_features = by_words[query_words]
             queries = progress_bar(zip(query_features, query_paths), total=len(query_paths), desc=name, unit="query",
                                    show=progress)
             ranked = np.stack([_full_ranking(searcher, w, v, p, opts, position, len(dataset.items))
@@ -110,6 +111,8 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
             rankings[name] = ranked
             latency = _latency(searcher, query_features, query_paths, opts, latency_queries)
             row = _row(name, ranked, plan, dataset, latency, index_bytes, build_s)
+            if query_words is not None:
+                row["query_words"] = query_words
             if opts.mode == "dense":  # full width included, so plots against dims end at the full embedding
                 row["dims"] = opts.dims or len(query_features[0][1])
             rows.append(row)

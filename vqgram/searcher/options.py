@@ -31,7 +31,7 @@ class SearchOptions:
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
     filter: str | None = None  # every mode: only documents passing it (indexer/filters.py), e.g. 'label:cats'
     verify: int = 0  # every mode: re-rank the top N hits by geometric verification (verify.py; 0: off)
-    query_words: int | None = None  # words of an image query: N lifted words instead of the model's (more: recall)
+    query_words: int | None = None  # words of an image query: N lifted words (None: queries.collection_query_words)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -3,6 +3,25 @@ from __future__ import annotations
 
 import math
 
+from .options import WORD_MODES
+
+# An image query of a word mode takes twice the model's words (multiple assignment: an indexed image's words
+# and the next strongest) while the index holds at most this many documents. On the development suite that
+# lifted the words of every set (mean BM25 mAP 0.718 -> 0.726; tfidf and jaccard on dtd_a +0.016 and +0.015;
+# docs/RESULTS.md, "More words for the query") for about 1.8x the postings a query; up to here a query reads
+# about as many postings as a model's-count query at 100,000 documents (~10 ms, docs/SCALE.md). Larger indexes
+# keep the model's count, which holds the 1M budget. Hybrid keeps it too: its dense run already holds what the
+# extra words add (hybrid moved by <= 0.001).
+MORE_QUERY_WORDS_UP_TO = 50_000
+
+
+def collection_query_words(words_per_image: int | None, mode: str, n_docs: int) -> int | None:
+    """The default number of lifted words of an image query in `mode` on `n_docs` documents, or None for the
+    model's own (also for a model without lifted words: `words_per_image` None)."""
+    if words_per_image is None or mode not in WORD_MODES or n_docs > MORE_QUERY_WORDS_UP_TO:
+        return None
+    return 2 * words_per_image
+
 
 def term_weights(counts: dict[str, int], max_terms: int | None = None) -> dict[str, float]:
     """Weight each query word by 1 + ln(count); keep the `max_terms` heaviest (ties by word).

@@ -19,7 +19,7 @@ from ..tokenizer.model import check_query_words, embedding_sizes
 from .funnel import FunnelIndex, FunnelStage, collection_stages, prefix_normalize
 from .fusion import fuse, fuse_rankings
 from .options import OPTION_MODES, WORD_MODES, SearchOptions
-from .queries import prune_by_idf, term_weights
+from .queries import collection_query_words, prune_by_idf, term_weights
 from .verify import Verifier
 
 def _verify_image(image: str | Path | bytes | None) -> str | Path | bytes:
@@ -60,7 +60,16 @@ class Searcher:
         return self._tokenizer
 
     def search_image(self, image: str | Path, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
-        return self.search_encoded(*self.encode_image(image, options.query_words), k, options, image=image)
+        return self.search_encoded(*self.encode_image(image, self.query_words_for(options)), k, options, image=image)
+
+    def query_words_for(self, options: SearchOptions) -> int | None:
+        """How many lifted words an image query in `options` takes: `options.query_words`, else sized to this
+        index (queries.collection_query_words); None: the model's own."""
+        if options.query_words is not None:
+            return options.query_words
+        lift = self.handle.manifest.tokenizer.model.lift
+        return collection_query_words(lift.active if lift is not None else None, options.mode,
+                                      self.handle.backend.count())
 
     def encode_image(self, image: str | Path, query_words: int | None = None) -> tuple[dict[str, int], np.ndarray]:
         """A query image's {word: count} and embedding, as this index's tokenizer makes them (with

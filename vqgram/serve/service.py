@@ -135,7 +135,7 @@ class SearchService:
 
     def search_upload(self, data: bytes, k: int, options: SearchOptions) -> dict:
         start = time.perf_counter()
-        words, vector = self.encode_upload(data, options.query_words)
+        words, vector = self.encode_upload(data, self.searcher.query_words_for(options))
         encoded = time.perf_counter()
         hits = self._on_engine(lambda: self.searcher.search_encoded(words, vector, k, options, image=data))
         done = time.perf_counter()
