@@ -88,7 +88,7 @@ def scores(driver) -> list[str]:
 
 def test_query_words_and_verify_controls(browser, live_server, queries):
     """The page sends query words with an upload (its hits are the API's with that option, not its
-    default's) and verification with any query (hits show their inliers; an indexed image finds itself)."""
+    default's: twice the model's words on this small index) and verification with any query (hits show their inliers; an indexed image finds itself)."""
     import httpx
 
     url = live_server("tantivy")
@@ -96,7 +96,8 @@ def test_query_words_and_verify_controls(browser, live_server, queries):
     browser.get(url)
     wait.until(lambda d: "36 images" in d.find_element(By.ID, "info").text)
     words = httpx.get(f"{url}/api/info").json()["words_per_image"]
-    assert browser.find_element(By.CSS_SELECTOR, "#qwords option").text == f"model's ({words})"
+    assert [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#qwords option")] == [
+        "auto", str(words), str(2 * words), str(4 * words)]
 
     def api(**fields) -> list[str]:
         with open(queries / "tench.jpg", "rb") as f:
@@ -111,10 +112,11 @@ def test_query_words_and_verify_controls(browser, live_server, queries):
     default = api()
     wait.until(lambda d: scores(d) == default)
 
-    Select(browser.find_element(By.ID, "qwords")).select_by_value(str(2 * words))
-    more = api(query_words=str(2 * words))
-    assert more != default  # twice the words score higher: the option reached the engine
-    wait.until(lambda d: scores(d) == more)
+    assert api(query_words=str(2 * words)) == default
+    Select(browser.find_element(By.ID, "qwords")).select_by_value(str(words))
+    fewer = api(query_words=str(words))
+    assert fewer != default  # half the words score lower: the option reached the engine
+    wait.until(lambda d: scores(d) == fewer)
     assert not browser.find_elements(By.CSS_SELECTOR, ".tag.inliers")
 
     first = browser.find_element(By.CSS_SELECTOR, ".hit")
