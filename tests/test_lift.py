@@ -15,9 +15,10 @@ from vqgram.tokenizer.train_lift import pair_whitener, train_lift_model
 
 SMALL = LiftConfig(dims=64, atoms=4096, active=64)
 WHITENED = replace(SMALL, whiten_pairs=6)
+INVARIANT = replace(WHITENED, invariance_hidden=32)
 
 
-@pytest.fixture(scope="module", params=[SMALL, WHITENED], ids=["pca", "whitened"])
+@pytest.fixture(scope="module", params=[SMALL, WHITENED, INVARIANT], ids=["pca", "whitened", "invariant"])
 def lift_model(tmp_path_factory, photos, request):
     out = tmp_path_factory.mktemp("lift") / "model"
     card = train_lift_model(photos, out, config=request.param, workers=0)
@@ -89,6 +90,38 @@ def test_card_reports_sparsity(lift_model):
     assert card["images"] == 36 and card["words_per_image"] == SMALL.active
     assert 0 < card["median_word_df"] < 1 and 0 < card["variance_kept"] <= 1
     assert ("whitened" in card["recipe"]) == (card["config"]["whiten_pairs"] > 0)
+    assert ("residual MLP" in card["recipe"]) == ("invariance" in card) == (card["config"]["invariance_hidden"] > 0)
+
+
+def test_invariance_training_brings_copies_closer_than_the_linear_projection(photos, tmp_path):
+    """Trained on the sample's edited copies, the residual MLP puts each of those copies nearer its original,
+    relative to the other photos, than the same model without it; and it starts from the linear model."""
+    from vqgram.copies import make_copies
+    from vqgram.images import probe
+    from vqgram.tokenizer.model import load_model
+    from vqgram.tokenizer.train_lift import descriptors, edit_pairs
+
+    linear, trained = (train_lift_model(photos, tmp_path / name, config=config, workers=0)
+                       for name, config in (("linear", WHITENED), ("trained", replace(INVARIANT, invariance_epochs=30))))
+    facts = trained["invariance"]
+    assert facts["pairs"] == 60 and facts["final_nce"] < facts["first_nce"]
+    assert trained["variance_kept"] == linear["variance_kept"]
+    margins = []
+    for name in ("linear", "trained"):
+        model = load_model(tmp_path / name)
+        originals, copies, owner = edit_pairs(model, photos, 224)
+        with torch.inference_mode():  # centred, as the searcher ranks and the words lift them
+            u, v = model.lift.coordinates(originals)[1], model.lift.coordinates(copies)[1]
+        cos = v @ u.T  # each copy against every original
+        own = cos[torch.arange(len(v)), owner]
+        others = cos.masked_fill(torch.nn.functional.one_hot(owner, len(u)).bool(), -2).max(dim=1).values
+        margins.append((own - others).mean().item())
+    assert margins[1] > margins[0], margins  # a zero (untrained) MLP would give the same margin
+
+
+def test_invariance_needs_pairs():
+    with pytest.raises(ValueError, match="invariance_hidden=8 must be >= 0, and > 0 only with whiten_pairs"):
+        LiftConfig(invariance_hidden=8)
 
 
 @pytest.mark.parametrize("edit", ["hflip", "jpeg10_blur", "crop60"])
@@ -163,7 +196,7 @@ def test_words_do_not_depend_on_the_batch(lift_model):
     with torch.inference_mode():
         together = head(x)[1]
         alone = torch.cat([head(row[None])[1] for row in x])
-        centred = torch.nn.functional.normalize((x - head.mean.double()) @ head.basis.double(), dim=-1)
+        centred = head.coordinates(x)[1]
         candidates = (centred.float() @ head.atoms.T).topk(SMALL.active + 128, dim=-1).indices
         reference = torch.stack([head.atoms[c].double() @ v for c, v in zip(candidates, centred)])
         assert torch.equal(head._rescore(candidates, centred), reference)

@@ -149,6 +149,11 @@ class LiftConfig:
     is the descriptor in that basis (prefixes ordered by variance). Words: the centred PCA coordinates times a fixed
     Gaussian matrix (rebuilt from `seed`) lifted to `atoms` dimensions; the `active` strongest are the image's
     words, the strongest with term frequency `levels`, the others in proportion (at least 1).
+    invariance_hidden: when > 0 (needs whiten_pairs), a residual MLP of that width on the centred descriptor
+    is added to the projection, trained on the same pairs (`train_invariance.py`): InfoNCE between an
+    original and its copies against other training images (temperature `invariance_temperature`), plus
+    `invariance_relational` x a relational term keeping the training images' neighbourhoods as the linear
+    projection ranks them, for `invariance_epochs` passes over the pairs.
     """
 
     gem_p: float = 3.0
@@ -160,8 +165,15 @@ class LiftConfig:
     seed: int = 0
     whiten_pairs: int = 0
     whiten_shrink: float = 0.1
+    invariance_hidden: int = 0
+    invariance_epochs: int = 20
+    invariance_relational: float = 10.0
+    invariance_temperature: float = 0.05
 
     def __post_init__(self) -> None:
+        if self.invariance_hidden < 0 or (self.invariance_hidden and not self.whiten_pairs):
+            raise ValueError(f"invariance_hidden={self.invariance_hidden} must be >= 0, and > 0 only with "
+                             "whiten_pairs > 0 (it trains on those pairs)")
         if self.whiten_pairs < 0 or not 0 <= self.whiten_shrink <= 1:
             raise ValueError(f"whiten_pairs={self.whiten_pairs} must be >= 0 and whiten_shrink="
                              f"{self.whiten_shrink} in [0, 1]")

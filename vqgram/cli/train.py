@@ -102,17 +102,23 @@ def train_mrl(folder, out, base, dim, efficient, relational_weight, epochs, lr, 
               help="Whiten the GeM block against edited copies of N images of FOLDER (0: plain PCA).")
 @click.option("--whiten-shrink", type=click.FloatRange(0, 1), default=LiftConfig.whiten_shrink,
               show_default=True, help="Shrinkage of the copies' covariance toward its mean eigenvalue.")
+@click.option("--invariance-hidden", type=click.IntRange(0), default=LiftConfig.invariance_hidden, show_default=True,
+              help="Train a residual MLP of this width on the --whiten-pairs copies (0: none).")
+@click.option("--invariance-epochs", type=click.IntRange(1), default=LiftConfig.invariance_epochs, show_default=True)
+@click.option("--invariance-relational", type=click.FloatRange(0), default=LiftConfig.invariance_relational,
+              show_default=True, help="Weight of relational distillation from the linear embedding.")
 @click.option("--max-size", type=click.IntRange(32), default=224)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Fit on at most N images (evenly spread).")
 @cache_options
 @friendly
-def train_lift(folder, out, base, class_weight, dims, atoms, active, seed, whiten_pairs, whiten_shrink, max_size,
-               limit, cache_root):
+def train_lift(folder, out, base, class_weight, dims, atoms, active, seed, whiten_pairs, whiten_shrink,
+               invariance_hidden, invariance_epochs, invariance_relational, max_size, limit, cache_root):
     """Fit a lift head on FOLDER (no labels): sparse lifted words and a PCA embedding of GeM + class features."""
     from ..tokenizer.train_lift import train_lift_model
 
     config = LiftConfig(class_weight=class_weight, dims=dims, atoms=atoms, active=active, seed=seed,
-                        whiten_pairs=whiten_pairs, whiten_shrink=whiten_shrink)
+                        whiten_pairs=whiten_pairs, whiten_shrink=whiten_shrink, invariance_hidden=invariance_hidden,
+                        invariance_epochs=invariance_epochs, invariance_relational=invariance_relational)
     card = train_lift_model(Path(folder), Path(out), base=Path(base) if base else None, config=config,
                             max_size=max_size, limit=limit, cache_root=cache_root)
     click.echo(json.dumps(card, indent=2))

@@ -6,7 +6,8 @@ embedding, which makes ImageNet classes cluster (weights in `LiftConfig`).
 Dense: the descriptor in its fitted basis, cut to `dims`: its PCA, after
 whitening the GeM block against edited copies where `whiten_pairs` asks
 (`train_lift.py`), one matrix either way (prefixes ordered by variance, so
-they nest like a Matryoshka embedding).
+they nest like a Matryoshka embedding), plus, where `invariance_hidden` asks,
+a residual MLP trained to keep edited copies together (`train_invariance.py`).
 Words: the centred PCA coordinates, L2-normalised, are lifted by a fixed
 Gaussian matrix to `atoms` dimensions and the `active` largest become the
 image's words ("sparse lifting", the fly-olfaction hash of Dasgupta et al.,
@@ -121,7 +122,8 @@ def check_word_count(config: LiftConfig, active: int) -> int:
 class LiftHead(nn.Module):
     """(feature map, class embedding) -> (embedding (B, dims), word counts (B, atoms)).
 
-    `mean` and `basis` (the PCA of training descriptors) are fitted by `fit_lift`;
+    `mean` and `basis` (the PCA of training descriptors) are fitted by `fit_lift`, the optional `residual`
+    MLP and its mean output `residual_mean` by `train_invariance`;
     the atoms are a non-persistent buffer rebuilt from the config's seed (`lift_atoms`).
 
     An image must get the same words in any batch and memory layout (a cached
@@ -141,6 +143,11 @@ class LiftHead(nn.Module):
             raise ValueError(f"lift dims={config.dims} exceeds the descriptor width {in_dim}")
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("basis", torch.eye(in_dim)[:, : config.dims].contiguous())
+        self.residual = None  # the trained invariance MLP, added to the projection (train_invariance.py)
+        if config.invariance_hidden:
+            self.residual = nn.Sequential(nn.Linear(in_dim, config.invariance_hidden), nn.GELU(),
+                                          nn.Linear(config.invariance_hidden, config.dims))
+            self.register_buffer("residual_mean", torch.zeros(config.dims))  # its mean output on the fit images
         self.register_buffer("atoms", lift_atoms(config.dims, config.atoms, config.seed), persistent=False)
         self.register_buffer("atoms_bf16", lift_atoms(config.dims, config.atoms, config.seed, dtype=torch.bfloat16)
                              if native_bfloat16_cpu() else None, persistent=False)
@@ -161,10 +168,8 @@ class LiftHead(nn.Module):
         to the strongest atom), the rest are the next atoms down."""
         c = self.config
         active = c.active if active is None else check_word_count(c, active)
-        basis = self.basis.double()
-        projected = descriptor.double() @ basis
+        projected, centred = self.coordinates(descriptor)
         embedding = F.normalize(projected, dim=-1).float()
-        centred = F.normalize(projected - self.mean.double() @ basis, dim=-1)
         fast = self.atoms if self.atoms_bf16 is None else self.atoms_bf16
         candidates = (centred.to(fast.dtype) @ fast.T).topk(active + _MARGIN, dim=-1).indices
         top = self._rescore(candidates, centred).topk(active, dim=-1)
@@ -172,6 +177,25 @@ class LiftHead(nn.Module):
         tf = (strength * c.levels).round().clamp(min=1).long()
         counts = torch.zeros(len(descriptor), c.atoms, dtype=torch.long, device=descriptor.device)
         return embedding, counts.scatter_(1, candidates.gather(1, top.indices), tf)
+
+    def coordinates(self, descriptor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 (B, dims): the projected descriptor (the embedding before its L2 norm) and the centred,
+        L2-normalised coordinates the atoms lift."""
+        basis = self.basis.double()
+        projected = descriptor.double() @ basis
+        centre = self.mean.double() @ basis
+        if self.residual is not None:
+            projected = projected + self.residual_output(descriptor.double())
+            centre = centre + self.residual_mean.double()
+        return projected, F.normalize(projected - centre, dim=-1)
+
+    def residual_output(self, descriptor: torch.Tensor) -> torch.Tensor:
+        """The invariance MLP on centred descriptors, in the descriptors' dtype (float64 when encoding, so
+        an image's words cannot depend on its batch; float32 when training)."""
+        first, last = self.residual[0], self.residual[2]
+        dtype = descriptor.dtype
+        hidden = F.gelu(F.linear(descriptor - self.mean.to(dtype), first.weight.to(dtype), first.bias.to(dtype)))
+        return F.linear(hidden, last.weight.to(dtype), last.bias.to(dtype))
 
     def _rescore(self, candidates: torch.Tensor, centred: torch.Tensor) -> torch.Tensor:
         """(B, K) float64 scores of each image's candidate atoms: one matrix-vector product per image, so

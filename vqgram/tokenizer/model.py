@@ -26,10 +26,11 @@ from .matryoshka import MatryoshkaHead
 # Matryoshka head's per-prefix classifiers (needed for training only).
 _NOT_SAVED = ("backbone.", "mrl.classifier")
 
-# Stored in float16 (loaded back as float32): the Matryoshka projection and the lift head's PCA basis, most
+# Stored in float16 (loaded back as float32): the Matryoshka projection, the lift head's PCA basis and its
+# invariance MLP (trained, then rounded: train_invariance.py), most
 # of a model's bytes, where half precision moves cosines by ~1e-4. The VQ head stays float32: a rounding
 # there could flip a code, so a word.
-_HALF_PRECISION = ("mrl.proj.", "lift.basis")
+_HALF_PRECISION = ("mrl.proj.", "lift.basis", "lift.residual.")
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
 WEIGHTS_NAME = "heads.pt"

@@ -5,9 +5,11 @@ class-distilled embedding is part of the descriptor) and drops its VQ head:
 its words are the lifted ones. With `whiten_pairs`, edited copies of some of
 the folder's images are made in a temporary folder first, and the GeM block
 is whitened against what the edits change (learned whitening) before the PCA,
-so that an image and its copy land closer than two different images. Fitting
-is one pass of the frozen backbone (or the feature cache) and two
-eigendecompositions: seconds once cached.
+so that an image and its copy land closer than two different images; with
+`invariance_hidden`, a residual MLP is then trained on the same pairs
+(`train_invariance.py`). Fitting is one pass of the frozen backbone (or the
+feature cache) and two eigendecompositions: seconds once cached, plus about a
+minute of MLP training.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ..progress import progress_bar
 from .feature_cache import FeatureCache, feature_maps
 from .model import DEFAULT_MODEL, VQGramModel, load_model, read_card, save_model
 from .train import scan_folder
+from .train_invariance import train_invariance
 
 
 @torch.inference_mode()
@@ -44,12 +47,11 @@ def descriptors(model: VQGramModel, files, max_size: int, cache: FeatureCache | 
     return torch.cat(rows)[torch.tensor(order).argsort()]
 
 
-def pair_differences(model: VQGramModel, folder: Path, max_size: int, cache: FeatureCache | None = None,
-                     workers: int | None = None) -> torch.Tensor:
-    """(originals x edits, in_dim) descriptor of each original minus that of each of its edited copies.
-
-    The originals are `whiten_pairs` seeded picks of `folder`, edited by every
-    `copies.EDITS` into a temporary folder (seed `seed + 1`)."""
+def edit_pairs(model: VQGramModel, folder: Path, max_size: int, cache: FeatureCache | None = None,
+               workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Descriptors of originals (n, in_dim) and of their edited copies (m, in_dim), and each copy's original
+    (m,): the originals are `whiten_pairs` seeded picks of `folder`, edited by every `copies.EDITS` into a
+    temporary folder (seed `seed + 1`)."""
     config = model.lift.config
     with tempfile.TemporaryDirectory(prefix="vqgram-pairs-") as tmp:
         manifest = make_copies([Path(folder)], Path(tmp), originals=config.whiten_pairs, seed=config.seed + 1)
@@ -62,8 +64,8 @@ def pair_differences(model: VQGramModel, folder: Path, max_size: int, cache: Fea
         raise ValueError(f"{len(files) - len(x)} of {len(files)} edited copies did not decode; "
                          "cannot fit the whitening")
     n = len(originals)
-    edits = torch.tensor([len(o["copies"]) for o in originals])
-    return x[:n].repeat_interleave(edits, dim=0) - x[n:]
+    owner = torch.arange(n).repeat_interleave(torch.tensor([len(o["copies"]) for o in originals]))
+    return x[:n], x[n:], owner
 
 
 def pair_whitener(diff: torch.Tensor, shrink: float) -> torch.Tensor:
@@ -76,8 +78,8 @@ def pair_whitener(diff: torch.Tensor, shrink: float) -> torch.Tensor:
 
 @torch.inference_mode()
 def fit_lift(model: VQGramModel, x: torch.Tensor, pair_diff: torch.Tensor | None = None) -> dict:
-    """Set model.lift's mean and basis from descriptors `x` (and, to whiten the GeM block, the
-    `pair_differences`); returns facts for the model card."""
+    """Set model.lift's mean and basis from descriptors `x` (and, to whiten the GeM block, the differences
+    original - copy of `edit_pairs`); returns facts for the model card."""
     lift = model.lift
     mean = x.mean(0)
     whiten = torch.eye(x.shape[1], dtype=x.dtype)
@@ -90,14 +92,18 @@ def fit_lift(model: VQGramModel, x: torch.Tensor, pair_diff: torch.Tensor | None
     order = eigval.argsort(descending=True)[: lift.config.dims]
     lift.mean.copy_(mean.float())
     lift.basis.copy_((whiten @ eigvec[:, order]).float())
+    return {"images": len(x), "variance_kept": round((eigval[order].sum() / eigval.sum()).item(), 4)}
+
+
+@torch.inference_mode()
+def word_facts(lift, x: torch.Tensor) -> dict:
+    """Words an image and the median document frequency of an image's words, over descriptors `x`."""
     words = []  # (active,) word ids per image, in chunks: a (N, atoms) count matrix would take GBs
     for chunk in x.float().split(512):
         words.append(lift(chunk)[1].topk(lift.config.active, dim=-1).indices)
     words = torch.cat(words)
     df = torch.bincount(words.flatten(), minlength=lift.config.atoms).double() / len(x)
-    return {"images": len(x),
-            "variance_kept": round((eigval[order].sum() / eigval.sum()).item(), 4),
-            "words_per_image": lift.config.active,
+    return {"words_per_image": lift.config.active,
             "median_word_df": round(df[words].median(dim=1).values.median().item(), 4)}
 
 
@@ -115,17 +121,25 @@ def train_lift_model(folder: Path, out: Path, *, base: Path | None = None, confi
     files = scan_folder(folder, limit)
     disk = FeatureCache(cache_root, model.config, max_size) if cache_root else None
     start = time.time()
-    pairs = pair_differences(model, folder, max_size, disk, workers) if config.whiten_pairs else None
-    facts = fit_lift(model, descriptors(model, files, max_size, disk, workers), pairs)
+    pairs = edit_pairs(model, folder, max_size, disk, workers) if config.whiten_pairs else None
+    x = descriptors(model, files, max_size, disk, workers)
+    facts = fit_lift(model, x, pairs[0][pairs[2]] - pairs[1] if pairs else None)
+    if config.invariance_hidden:
+        facts["invariance"] = train_invariance(model.lift, x, *pairs)
+    facts.update(word_facts(model.lift, x))
     card = read_card(base or DEFAULT_MODEL)["card"]
     whitening = ("GeM block whitened by the covariance of original - edited copy differences "
                  f"({config.whiten_pairs} originals x {len(EDITS)} edits, shrink {config.whiten_shrink}), then "
                  if config.whiten_pairs else "")
+    invariance = (f"; plus a residual MLP (width {config.invariance_hidden}) trained on the same pairs: InfoNCE "
+                  f"original/copy against other images (temperature {config.invariance_temperature}) + "
+                  f"{config.invariance_relational} x relational distillation from the linear embedding, "
+                  f"{config.invariance_epochs} epochs" if config.invariance_hidden else "")
     card["lift"] = {"trained_on": str(Path(folder).resolve()), "max_size": max_size, "config": to_dict(config),
                     "base": str(Path(base).resolve()) if base else "packaged default",
                     "recipe": whitening + "PCA of [GeM ; class-distilled Matryoshka embedding] descriptors; words "
-                              "are the top activations of a fixed Gaussian lift of the centred PCA coordinates; "
-                              "no labels",
+                              "are the top activations of a fixed Gaussian lift of the centred PCA coordinates"
+                              + invariance + "; no labels",
                     "train_seconds": round(time.time() - start, 1), "date": time.strftime("%Y-%m-%d"), **facts}
     save_model(model, out, card)
     return card["lift"]
