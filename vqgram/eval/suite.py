@@ -42,7 +42,7 @@ log = logging.getLogger("vqgram")
 BASELINES = ("gem", "sift", "previous")
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_SUITE = REPO_ROOT / "bench" / "devsuite.json"
-PREVIOUS_MODEL = DEFAULT_MODEL.parent / "lift-v1"
+PREVIOUS_MODEL = DEFAULT_MODEL.parent / "lift-v2"
 METRICS = ("map", "map@100")
 
 
