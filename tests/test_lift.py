@@ -264,6 +264,8 @@ def test_image_queries_of_a_small_index_take_twice_the_words(lift_model, photos,
         assert searcher.query_words_for(SearchOptions()) is None
         assert scores(searcher.search_image(image, 8)) == scores(own)
     assert query_module.collection_query_words(None, "bm25", 10) is None  # a k-gram model
+    wide = LiftConfig(dims=64, atoms=600, active=300)  # twice its words would pass the candidates' margin
+    assert query_module.collection_query_words(wide, "bm25", 10) == 600 - 128
 
 
 def test_query_words_on_a_k_gram_model_are_one_line(kgram_tokenizer, queries):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from ..config import LiftConfig
+from ..tokenizer.lift import max_word_count
 from .options import WORD_MODES
 
 # An image query of a word mode takes twice the model's words (multiple assignment: an indexed image's words
@@ -15,12 +17,13 @@ from .options import WORD_MODES
 MORE_QUERY_WORDS_UP_TO = 50_000
 
 
-def collection_query_words(words_per_image: int | None, mode: str, n_docs: int) -> int | None:
+def collection_query_words(lift: LiftConfig | None, mode: str, n_docs: int) -> int | None:
     """The default number of lifted words of an image query in `mode` on `n_docs` documents, or None for the
-    model's own (also for a model without lifted words: `words_per_image` None)."""
-    if words_per_image is None or mode not in WORD_MODES or n_docs > MORE_QUERY_WORDS_UP_TO:
+    model's own (also for a model without lifted words: `lift` None). Twice an indexed image's words, or as
+    many as the lift head can give where that is fewer."""
+    if lift is None or mode not in WORD_MODES or n_docs > MORE_QUERY_WORDS_UP_TO:
         return None
-    return 2 * words_per_image
+    return min(2 * lift.active, max_word_count(lift))
 
 
 def term_weights(counts: dict[str, int], max_terms: int | None = None) -> dict[str, float]:

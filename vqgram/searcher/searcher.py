@@ -67,8 +67,7 @@ class Searcher:
         index (queries.collection_query_words); None: the model's own."""
         if options.query_words is not None:
             return options.query_words
-        lift = self.handle.manifest.tokenizer.model.lift
-        return collection_query_words(lift.active if lift is not None else None, options.mode,
+        return collection_query_words(self.handle.manifest.tokenizer.model.lift, options.mode,
                                       self.handle.backend.count())
 
     def encode_image(self, image: str | Path, query_words: int | None = None) -> tuple[dict[str, int], np.ndarray]:

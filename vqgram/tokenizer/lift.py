@@ -111,10 +111,15 @@ def _cached(root: Path | None, name: str, shape: tuple[int, int], dtype, build) 
 _MARGIN = 128
 
 
+def max_word_count(config: LiftConfig) -> int:
+    """The most words a lift head of `config` can give an image (its candidates need a margin of atoms)."""
+    return config.atoms - _MARGIN
+
+
 def check_word_count(config: LiftConfig, active: int) -> int:
     """`active` when a lift head of `config` can give an image that many words; else ValueError."""
-    if not 1 <= active <= config.atoms - _MARGIN:
-        raise ValueError(f"{active} words an image: choose 1 to {config.atoms - _MARGIN} (this model's images "
+    if not 1 <= active <= max_word_count(config):
+        raise ValueError(f"{active} words an image: choose 1 to {max_word_count(config)} (this model's images "
                          f"get {config.active})")
     return active
 
