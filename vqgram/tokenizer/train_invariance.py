@@ -53,9 +53,9 @@ def train_invariance(lift: LiftHead, x: torch.Tensor, originals: torch.Tensor, c
                 others = torch.randint(0, len(x), (BATCH,))
                 u, v, n = embed(originals[owner[batch]]), embed(copies[batch]), embed(x[others])
                 same = owner[batch][:, None] == owner[batch][None, :]
-                hidden = torch.cat([same & ~torch.eye(len(batch), dtype=torch.bool),
-                                    torch.zeros(len(batch), BATCH, dtype=torch.bool)], dim=1)
-                logits = (u @ torch.cat([v, n]).T / c.invariance_temperature).masked_fill(hidden, _MASKED)
+                sibling = torch.cat([same & ~torch.eye(len(batch), dtype=torch.bool),  # not a negative
+                                     torch.zeros(len(batch), BATCH, dtype=torch.bool)], dim=1)
+                logits = (u @ torch.cat([v, n]).T / c.invariance_temperature).masked_fill(sibling, _MASKED)
                 nce = F.cross_entropy(logits, torch.arange(len(batch)))
                 teacher = (linear[others] @ linear[others].T / RELATION_TEMPERATURE).masked_fill(eye, _MASKED)
                 student = (n @ n.T / RELATION_TEMPERATURE).masked_fill(eye, _MASKED)
