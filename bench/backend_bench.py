@@ -24,8 +24,9 @@ from vqgram import Tokenizer
 from vqgram.indexer.backend import ImageDoc, size_on_disk
 from vqgram.indexer.pipeline import plan_changes
 from vqgram.indexer.store import backend_class
-from vqgram.searcher.funnel import FunnelIndex
-from vqgram.searcher.fusion import fuse
+from vqgram.searcher.exact import ExactIndex
+from vqgram.searcher.fusion import fuse_rankings
+from vqgram.searcher.rankers import Run
 from vqgram.searcher.queries import term_weights
 
 ENGINES = ("tantivy", "lucene", "lucene int8")
@@ -62,10 +63,10 @@ def dense_search(engine, k: int):
     if engine.ann_dims() is not None:
         return lambda v: engine.search_vector(v, k)
     ids, matrix = engine.vectors()
-    index = FunnelIndex(matrix, prefix_dims=())
+    index = ExactIndex(matrix)
 
     def exact(v):
-        top, scores = index.search_exact(np.asarray(v, np.float32)[None], k)
+        top, scores = index.search(np.asarray(v, np.float32)[None], k)
         return engine.lookup([ids[i] for i in top[0]], scores[0].tolist())
 
     return exact
@@ -112,16 +113,17 @@ def main() -> None:
         bm25_ms, bm25_runs = timed(lambda i: engine.search_words(weights[i], 100), range(len(qs)))
         dense = dense_search(engine, 100)
         dense_ms, dense_runs = timed(lambda i: dense(docs[qs[i]].vector), range(len(qs)))
-        fuse_ms, _ = timed(lambda i: fuse([bm25_runs[i], dense_runs[i]], 10), range(len(qs)))
+        fuse_ms, _ = timed(lambda i: fuse_rankings([Run.of_hits(r[i]).ranking for r in (bm25_runs, dense_runs)]),
+                           range(len(qs)))
         hybrid_ms = [a + b + c for a, b, c in zip(bm25_ms, dense_ms, fuse_ms)]
         recall = "exact search"
         if name.startswith("lucene"):
             ids, matrix = engine.vectors()
-            scan = FunnelIndex(matrix, prefix_dims=())
+            scan = ExactIndex(matrix)
             hits = []
             for q in qs:
                 approx = {h.id for h in engine.search_vector(docs[q].vector, 10)}
-                top, _ = scan.search_exact(docs[q].vector[None], 10, dim=args.dense_dims)
+                top, _ = scan.search(docs[q].vector[None], 10, dim=args.dense_dims)
                 hits.append(len(approx & {ids[i] for i in top[0]}) / 10)
             recall = f"{np.mean(hits):.3f} (HNSW on the {args.dense_dims}-d prefix, ef = 100)"
         print(f"{name:14s} {build_s:8.1f} {size / 1e6:8.1f}   {'':21s}{p(bm25_ms)} {p(dense_ms)} {p(hybrid_ms)}   {recall}")

@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vqgram.searcher.funnel import FunnelIndex, FunnelStage  # noqa: E402
+from vqgram.searcher.exact import ExactIndex  # noqa: E402
+from vqgram.searcher.funnel import FunnelStage, funnel_search  # noqa: E402
 
 
 def make_data(n: int, dim: int, clusters: int, decay: float, noise: float, seed: int, chunk: int = 100_000):
@@ -64,15 +65,15 @@ def main() -> None:
           f"decay {args.decay}: energy in first 16/64/256 dims = "
           f"{energy[15]:.0%}/{energy[63]:.0%}/{energy[255]:.0%}; made in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
-    index = FunnelIndex(x, prefix_dims=(16, 32, 64, 128))
+    index = ExactIndex(x, prefix_dims=(16, 32, 64, 128))
     del x
     print(f"index (normalised full + prefixes 16/32/64/128) built in {time.perf_counter() - t0:.0f} s; "
           f"torch threads {torch.get_num_threads()}")
 
     # warm-up, then exact full-width search = ground truth and the baseline time
-    index.search_exact(q[:8], args.k, batch_size=args.batch)
+    index.search(q[:8], args.k, batch_size=args.batch)
     t0 = time.perf_counter()
-    truth, _ = index.search_exact(q, args.k, batch_size=args.batch)
+    truth, _ = index.search(q, args.k, batch_size=args.batch)
     t_exact = (time.perf_counter() - t0) / args.queries
     print(f"\nexact full ({args.dim}-d): {t_exact * 1e3:.1f} ms/query (batches of {args.batch})\n")
 
@@ -88,16 +89,16 @@ def main() -> None:
     ]
     print(f"{'funnel (d:shortlist -> ... -> full)':44s} {'ms/query':>9s} {'speed-up':>9s} {'recall@10':>10s}")
     for stages in settings:
-        index.search_funnel(q[:8], args.k, stages, batch_size=args.batch)
+        funnel_search(index, q[:8], args.k, stages, batch_size=args.batch)
         t0 = time.perf_counter()
-        ids, _ = index.search_funnel(q, args.k, stages, batch_size=args.batch)
+        ids, _ = funnel_search(index, q, args.k, stages, batch_size=args.batch)
         t = (time.perf_counter() - t0) / args.queries
         recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth)])
         name = " -> ".join(f"{s.dim}:{s.shortlist}" for s in stages) + f" -> {args.dim}"
         print(f"{name:44s} {t * 1e3:9.2f} {t_exact / t:8.1f}x {recall:10.3f}")
     for d in (16, 64):
         t0 = time.perf_counter()
-        ids, _ = index.search_exact(q, args.k, dim=d, batch_size=args.batch)
+        ids, _ = index.search(q, args.k, dim=d, batch_size=args.batch)
         t = (time.perf_counter() - t0) / args.queries
         recall = np.mean([len(set(a) & set(b)) / args.k for a, b in zip(ids, truth)])
         print(f"{f'exact {d}-d only (no rerank)':44s} {t * 1e3:9.2f} {t_exact / t:8.1f}x {recall:10.3f}")

@@ -236,19 +236,20 @@ def main() -> None:
 
     # the same funnel through the searcher module (top 100 only): MAP@100 must agree
     from vqgram.eval.metrics import mean_average_precision_at_k
-    from vqgram.searcher.funnel import FunnelIndex, FunnelStage
+    from vqgram.searcher.exact import ExactIndex
+    from vqgram.searcher.funnel import FunnelStage, funnel_search
 
-    index = FunnelIndex(emb, prefix_dims=(args.funnel_low,))
+    index = ExactIndex(emb, prefix_dims=(args.funnel_low,))
     t0 = time.perf_counter()
-    ids, _ = index.search_funnel(emb, 101, [FunnelStage(args.funnel_low, 1000)])
+    ids, _ = funnel_search(index, emb, 101, [FunnelStage(args.funnel_low, 1000)])
     t_f = time.perf_counter() - t0
     ids = np.stack([row[row != q][:100] for q, row in enumerate(ids)])
     r = np.bincount(labels)[labels] - 1
     m = mean_average_precision_at_k(labels[ids] == labels[:, None], r, 100)
     t0 = time.perf_counter()
-    index.search_exact(emb, 101)
+    index.search(emb, 101)
     t_e = time.perf_counter() - t0
-    print(f"FunnelIndex.search_funnel 16->{cfg.dim} shortlist 1000: MAP@100 {m.value:.4f} "
+    print(f"funnel_search 16->{cfg.dim} shortlist 1000: MAP@100 {m.value:.4f} "
           f"({m.excluded} queries excluded); {t_f / n * 1e3:.2f} ms/query vs exact {t_e / n * 1e3:.2f} ms/query "
           f"at N={n}")
 

@@ -14,7 +14,7 @@ import pytest
 
 from vqgram.indexer.backend import ImageDoc
 from vqgram.indexer.filters import And, Folder, Match, Not, Or, Prefix, Range, mask, parse_filter, rows_passing
-from vqgram.searcher.funnel import FunnelIndex
+from vqgram.searcher.exact import ExactIndex
 
 JAN_2024 = datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp()
 DAY = 86400.0
@@ -173,7 +173,7 @@ def test_lucene_filtered_knn_keeps_k_passing_neighbours(backend):
     assert len(hits) == 3 and not {h.id for h in hits} & {"d1", "d4"}
     ids, matrix = backend.vectors()
     m = rows_passing(where, backend.documents(), np.asarray(ids))
-    top, _ = FunnelIndex(matrix, prefix_dims=()).search_exact(q[None], 3, mask=m)
+    top, _ = ExactIndex(matrix).search(q[None], 3, mask=m)
     assert [h.id for h in hits] == [ids[i] for i in top[0]]  # 8 documents: HNSW is exact here
 
 
@@ -185,18 +185,18 @@ def test_masked_scan_equals_a_scan_of_the_passing_rows():
     matrix, queries = rng.normal(size=(500, 64)).astype(np.float32), rng.normal(size=(3, 64)).astype(np.float32)
     keep = rng.random(500) < 0.3
     rows = np.flatnonzero(keep)
-    index, subset = FunnelIndex(matrix, prefix_dims=()), FunnelIndex(matrix[rows], prefix_dims=())
+    index, subset = ExactIndex(matrix), ExactIndex(matrix[rows])
     for dim in (16, 64):
-        top, scores = index.search_exact(queries, 10, dim=dim, mask=keep)
-        sub_top, sub_scores = subset.search_exact(queries, 10, dim=dim)
+        top, scores = index.search(queries, 10, dim=dim, mask=keep)
+        sub_top, sub_scores = subset.search(queries, 10, dim=dim)
         assert (top == rows[sub_top]).all() and np.allclose(scores, sub_scores)
-    from vqgram.searcher.funnel import FunnelStage
+    from vqgram.searcher.funnel import FunnelStage, funnel_search
 
     stages = [FunnelStage(16, 40)]
-    top, scores = index.search_funnel(queries, 10, stages, mask=keep)
-    sub_top, sub_scores = subset.search_funnel(queries, 10, stages)
+    top, scores = funnel_search(index, queries, 10, stages, mask=keep)
+    sub_top, sub_scores = funnel_search(subset, queries, 10, stages)
     assert (top == rows[sub_top]).all() and np.allclose(scores, sub_scores)
-    top, _ = index.search_exact(queries, 10, mask=np.zeros(500, dtype=bool))
+    top, _ = index.search(queries, 10, mask=np.zeros(500, dtype=bool))
     assert top.shape == (3, 0)
 
 

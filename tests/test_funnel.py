@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vqgram.searcher.funnel import FunnelIndex, FunnelStage, exact_search, funnel_search, prefix_normalize
+from vqgram.searcher.exact import ExactIndex, prefix_normalize
+from vqgram.searcher.funnel import FunnelStage, funnel_search
 
 
 def _data(n=300, dim=32, q=12, seed=0):
@@ -33,7 +34,7 @@ def test_prefix_normalize():
 @pytest.mark.parametrize("d", [4, 32])
 def test_exact_search_matches_brute_force(d):
     db, q = _data()
-    ids, scores = exact_search(q, db, k=10, dim=d)
+    ids, scores = ExactIndex(db).search(q, k=10, dim=d)
     want_ids, want_scores = _brute(q, db, 10, d)
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_allclose(scores, want_scores, atol=1e-5)
@@ -41,20 +42,20 @@ def test_exact_search_matches_brute_force(d):
 
 def test_funnel_with_full_shortlist_equals_exact():
     db, q = _data()
-    exact = exact_search(q, db, k=20)
-    got = funnel_search(q, db, k=20, stages=[FunnelStage(4, len(db))])
+    exact = ExactIndex(db).search(q, k=20)
+    got = funnel_search(ExactIndex(db), q, k=20, stages=[FunnelStage(4, len(db))])
     np.testing.assert_array_equal(got[0], exact[0])
     np.testing.assert_allclose(got[1], exact[1], atol=1e-6)
     # a shortlist larger than the database is the same thing
-    got = funnel_search(q, db, k=20, stages=[FunnelStage(4, 10 * len(db)), FunnelStage(8, 10 * len(db))])
+    got = funnel_search(ExactIndex(db), q, k=20, stages=[FunnelStage(4, 10 * len(db)), FunnelStage(8, 10 * len(db))])
     np.testing.assert_array_equal(got[0], exact[0])
 
 
 def test_funnel_reranks_the_low_dim_shortlist():
     db, q = _data()
-    index = FunnelIndex(db, prefix_dims=(4,))
-    short_ids, _ = index.search_exact(q, k=25, dim=4)
-    ids, scores = index.search_funnel(q, k=10, stages=[FunnelStage(4, 25)])
+    index = ExactIndex(db, prefix_dims=(4,))
+    short_ids, _ = index.search(q, k=25, dim=4)
+    ids, scores = funnel_search(index, q, k=10, stages=[FunnelStage(4, 25)])
     full = prefix_normalize(db)
     qn = prefix_normalize(q)
     for r in range(len(q)):
@@ -71,9 +72,9 @@ def test_funnel_reranks_the_low_dim_shortlist():
 
 def test_cascade_narrows_through_every_stage():
     db, q = _data(n=500, dim=64)
-    index = FunnelIndex(db, prefix_dims=(8, 16))
-    ids, _ = index.search_funnel(q, k=5, stages=[FunnelStage(8, 100), FunnelStage(16, 30)])
-    short8, _ = index.search_exact(q, k=100, dim=8)
+    index = ExactIndex(db, prefix_dims=(8, 16))
+    ids, _ = funnel_search(index, q, k=5, stages=[FunnelStage(8, 100), FunnelStage(16, 30)])
+    short8, _ = index.search(q, k=100, dim=8)
     q16 = prefix_normalize(q, 16)
     for r in range(len(q)):
         cand = short8[r]
@@ -87,21 +88,21 @@ def test_cascade_narrows_through_every_stage():
 def test_ties_order_by_lower_index():
     db = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.5, 0.5]], np.float32)
     q = np.array([[1.0, 0.0]], np.float32)
-    ids, scores = exact_search(q, db, k=3)
+    ids, scores = ExactIndex(db).search(q, k=3)
     np.testing.assert_array_equal(ids, [[0, 2, 3]])  # three exact ties at cosine 1
-    ids, _ = exact_search(q, db, k=2)
+    ids, _ = ExactIndex(db).search(q, k=2)
     np.testing.assert_array_equal(ids, [[0, 2]])  # the tie at the cut goes to the lower index
-    ids, _ = funnel_search(q, db, k=3, stages=[FunnelStage(1, 5)])
+    ids, _ = funnel_search(ExactIndex(db), q, k=3, stages=[FunnelStage(1, 5)])
     np.testing.assert_array_equal(ids, [[0, 2, 3]])
 
 
 def test_funnel_rejects_bad_stages():
     db, q = _data(n=50)
-    index = FunnelIndex(db)
+    index = ExactIndex(db)
     with pytest.raises(ValueError, match="must strictly increase"):
-        index.search_funnel(q, k=5, stages=[FunnelStage(16, 20), FunnelStage(8, 10)])
+        funnel_search(index, q, k=5, stages=[FunnelStage(16, 20), FunnelStage(8, 10)])
     with pytest.raises(ValueError, match="last must be >= k=30"):
-        index.search_funnel(q, k=30, stages=[FunnelStage(8, 20)])
+        funnel_search(index, q, k=30, stages=[FunnelStage(8, 20)])
     with pytest.raises(ValueError, match="must both be >= 1"):
         FunnelStage(0, 10)
 

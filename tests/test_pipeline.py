@@ -112,28 +112,6 @@ def test_dense_hybrid_and_funnel_modes(indexed):
             s.search_image(image, k=5, options=SearchOptions(mode="tfidf"))
 
 
-@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid", "funnel"])
-def test_full_rankings_start_with_the_search_results(indexed, tokenizer, mode):
-    from dataclasses import replace
-
-    from vqgram.searcher.searcher import SearchOptions
-
-    folder, index, report = indexed
-    image = sorted(folder.rglob("*.jpg"))[3]
-    encoded = tokenizer.encode_image(image)
-    words, vector = tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
-    options = SearchOptions(mode=mode, exact=True)
-    with Searcher(index, tokenizer) as s:
-        n = s.handle.backend.count()
-        ranking = s.rank_encoded(words, vector, options)
-        top = s.search_encoded(words, vector, 10, replace(options, depth=n))  # hybrid: fuse full runs
-    assert len(set(ranking.ids.tolist())) == len(ranking) <= n
-    if mode != "bm25":
-        assert len(ranking) == n  # dense scores every document
-    assert ranking.ids[:10].tolist() == [h.id for h in top]
-    assert ranking.scores[:10].tolist() == pytest.approx([h.score for h in top], abs=1e-5)
-
-
 def test_prf_searches_with_the_query_averaged_with_its_neighbours(indexed, tokenizer):
     import numpy as np
 

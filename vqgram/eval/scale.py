@@ -46,7 +46,8 @@ from ..indexer.filters import Match
 from ..indexer.rowfiles import iter_records, open_rows
 from ..indexer.rows import BadRow, parse_row
 from ..indexer.store import create_or_open
-from ..searcher.funnel import FunnelIndex, FunnelStage
+from ..searcher.exact import ExactIndex
+from ..searcher.funnel import FunnelStage, funnel_search
 from ..searcher.queries import prune_by_idf, term_weights
 from .synthetic import SyntheticCollection, doc_id
 
@@ -218,11 +219,11 @@ class ScaleRun:
         if n not in self._knn_truths:
             queries = self.collection.queries
             qs = self.query_vectors[:, :HNSW_DIMS]
-            exact = FunnelIndex(self.collection.vectors(n)[:, :HNSW_DIMS], prefix_dims=())
+            exact = ExactIndex(self.collection.vectors(n)[:, :HNSW_DIMS])
             labels = self.collection.labels(n)
             passing = [labels == q.label for q in queries]
-            filtered = [_ids(exact.search_exact(qs[i:i + 1], K, mask=m)[0])[0] for i, m in enumerate(passing)]
-            self._knn_truths[n] = (_ids(exact.search_exact(qs, K)[0]), filtered,
+            filtered = [_ids(exact.search(qs[i:i + 1], K, mask=m)[0])[0] for i, m in enumerate(passing)]
+            self._knn_truths[n] = (_ids(exact.search(qs, K)[0]), filtered,
                                    float(np.mean([m.mean() for m in passing])))
         return self._knn_truths[n]
 
@@ -249,16 +250,16 @@ class ScaleRun:
         vectors = self.collection.vectors(n)
         start = time.time()
         prefixes = sorted({st.dim for stages in self.funnels for st in stages})
-        index = FunnelIndex(vectors, prefix_dims=prefixes)  # prefixes made here, not in a query's time
+        index = ExactIndex(vectors, prefix_dims=prefixes)  # prefixes made here, not in a query's time
         common = dict(docs=n, backend="numpy", index_mib=vectors.nbytes / 2**20,
                       bytes_per_doc=vectors.shape[1] * 4, build_s=time.time() - start)
         del vectors
-        exact, ms = _timed(lambda q: index.search_exact(q[None], K)[0][0].tolist(), qs)
+        exact, ms = _timed(lambda q: index.search(q[None], K)[0][0].tolist(), qs)
         self._emit(**common, mode="dense-exact", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                    recall_at_100=1.0, recall_at_10=1.0)
         for stages in self.funnels:
             stages = [FunnelStage(st.dim, min(n, st.shortlist)) for st in stages]
-            found, ms = _timed(lambda q: index.search_funnel(q[None], K, stages)[0][0].tolist(), qs)
+            found, ms = _timed(lambda q: funnel_search(index, q[None], K, stages)[0][0].tolist(), qs)
             name = ",".join(f"{st.dim}:{st.shortlist}" for st in stages)
             self._emit(**common, mode=f"dense-funnel-{name}", p50_ms=np.median(ms), p99_ms=np.percentile(ms, 99),
                        recall_at_100=_recall(found, exact, K), recall_at_10=_recall(found, exact, 10))

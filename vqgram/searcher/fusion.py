@@ -7,17 +7,16 @@
   weighted sum; a document missing from a run gets 0 there. Use it when the
   scores are trustworthy and the weights are tuned.
 
-`fuse_rankings` does the arithmetic on arrays (full-depth runs in evaluation);
-`fuse` is the same over lists of hits, cut at `k` (each run deeper than k).
+`fuse_rankings` does the arithmetic on arrays, for runs of any depth (rankers.FusedRanker cuts
+each run to a depth first for a top k, and fuses whole runs for evaluation).
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
 
-from ..indexer.backend import Hit, Ranking
+from ..indexer.backend import Ranking
 
 METHODS = ("rrf", "score")
 
@@ -47,16 +46,6 @@ def fuse_rankings(runs: Sequence[Ranking], method: str = "rrf", weights: Sequenc
             part = w * ((run.scores - lo) / span if span > 0 else np.ones(len(run)))
         total[row] += part
     return Ranking.of(list(slot), total)
-
-
-def fuse(runs: Sequence[list[Hit]], k: int, method: str = "rrf", weights: Sequence[float] | None = None) -> list[Hit]:
-    """`fuse_rankings` over lists of hits: the fused top k, each hit carrying its fused score."""
-    fused = fuse_rankings([Ranking.of([h.id for h in run], [h.score for h in run]) for run in runs], method, weights)
-    first: dict[str, Hit] = {}
-    for run in runs:
-        for hit in run:
-            first.setdefault(hit.id, hit)
-    return [replace(first[i], score=float(s)) for i, s in zip(fused.ids[:k], fused.scores[:k])]
 
 
 def _weights(runs, weights) -> list[float]:

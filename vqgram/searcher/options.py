@@ -1,11 +1,14 @@
-"""How to search, as data: the modes, `SearchOptions` (the CLI's search options), and which modes read which
-option, so an option a mode would ignore is refused rather than silently dropped."""
+"""How to search, as data: the modes, `SearchOptions` (the CLI's search options), which modes read which
+option, so an option a mode would ignore is refused rather than silently dropped, and whether an index's
+model can answer them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import ModelConfig
 from ..indexer.filters import Filter, parse_filter
-from .funnel import FunnelStage
+from ..tokenizer.model import check_query_words, embedding_sizes
+from .funnel import FunnelStage, collection_stages
 from .fusion import DEFAULT_WEIGHTS
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
@@ -81,3 +84,18 @@ def unused_options(names, mode: str, backend: str) -> list[tuple[str, str]]:
         elif n in HNSW_OPTIONS and backend != "lucene":
             out.append((n, f"applies to Lucene's HNSW only; this index is {backend} (dense search is exact)"))
     return out
+
+
+def check_against_model(options: SearchOptions, model: ModelConfig) -> None:
+    """ValueError when an embedding width the mode will use is not one `model` nests, or the model cannot
+    give a query that many words."""
+    sizes = embedding_sizes(model)
+    asked = [("dims", options.dims)] if options.dims is not None and options.mode in OPTION_MODES["dims"] else []
+    if options.mode == "funnel":
+        asked += [("funnel stage dims", st.dim) for st in options.stages or collection_stages(1)]
+    for name, d in asked:
+        if d not in sizes:
+            raise ValueError(f"{name}={d} is not an embedding width of this index's model; "
+                             f"choose one of {', '.join(map(str, sizes))}")
+    if options.query_words is not None:
+        check_query_words(model, options.query_words)
