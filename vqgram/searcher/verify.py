@@ -10,7 +10,8 @@ mirrored copy of the query is matched too (SIFT descriptors are not mirror
 invariant) and the larger count is kept.
 
 Hits with at least `min_inliers` move to the front, most inliers first; the
-rest keep their order behind them. An edited copy of the query (crop, rotation,
+rest keep their order behind them (`verified_order`; rankers.VerifiedRanker
+applies it to any ranking). An edited copy of the query (crop, rotation,
 overlay, JPEG, mirror) typically keeps tens to hundreds of inliers, another
 photo of the same kind fewer than ten (measured: docs/RESULTS.md).
 """
@@ -20,14 +21,13 @@ import logging
 import os
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
 from typing import Sequence
 
 import numpy as np
 
-from ..indexer.backend import Hit, Ranking
 from ..localfeatures import LocalFeatures, need_opencv, read_grey, root_sift
 
 log = logging.getLogger("vqgram")
@@ -148,21 +148,6 @@ class Verifier:
             log.warning("--verify: %d of %d hit images could not be read (moved or deleted?); they keep their "
                         "place behind the verified hits", missing, len(paths))
         return counts
-
-    def rerank_hits(self, query: str | Path | bytes, hits: list[Hit], depth: int) -> list[Hit]:
-        """The first `depth` hits re-ranked (each carrying its inliers), the rest behind them unchanged."""
-        head = hits[:depth]
-        counts = self.inliers(query, [h.path for h in head])
-        order = verified_order(counts, self.config.min_inliers)
-        return [replace(head[i], inliers=counts[i]) for i in order] + hits[depth:]
-
-    def rerank(self, query: str | Path | bytes, ranking: Ranking, paths: Sequence[str], depth: int) -> Ranking:
-        """A full ranking with its first `depth` documents re-ranked; `paths` are those documents' files."""
-        counts = self.inliers(query, list(paths[:depth]))
-        order = verified_order(counts, self.config.min_inliers)
-        head = len(order)
-        return Ranking(np.concatenate([ranking.ids[:head][order], ranking.ids[head:]]),
-                       np.concatenate([ranking.scores[:head][order], ranking.scores[head:]]))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
