@@ -355,8 +355,8 @@ def test_term_at_a_time_top_k_is_lucenes_own_top_k(tmp_path, similarity):
                 assert ours == theirs and len(ours) == min(k, len(theirs))
                 assert all(h.label == "l1" for h in ours) or where is None
                 for shares in (2, 3, 7):  # ranges cut inside segments, scored on the pool, merged
-                    top = jvm.JRankings.topTermAtATime(searcher, b.words_query(query),
-                                                       None if where is None else filter_query(where), k, shares)
+                    top = jvm.JTermAtATime.top(searcher, b.words_query(query),
+                                               None if where is None else filter_query(where), k, shares)
                     assert snap._ranked(top, k) == theirs
     assert b.search_words({"unseen": 1.0}, 5) == []
     assert b.search_words({"w0": 1.0}, 5, where=Match("label", "none")) == []

@@ -10,7 +10,7 @@ Modes:
 - words-exhaustive: every query word, every matching document ranked (the reference);
 - words-topk: every query word, top 100 without exact hit counts (Tantivy's TopDocs
   without Count: block-max WAND; Lucene: term at a time in windows of documents,
-  `Rankings.topTermAtATime`);
+  `TermAtATime.top`);
 - words-topk-maxscore (Lucene): the same top 100 by Lucene's own TopScoreDocCollector with its
   1000-hit threshold (MaxScoreBulkScorer), the path words-topk replaced, measured beside it;
 - words-heaviest-N: the N heaviest query words (`--max-terms N`), top 100;

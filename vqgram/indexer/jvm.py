@@ -8,9 +8,11 @@ ourselves rather than through pyserini, whose start-up adds
 wrappers import transformers.
 
 Beside the jar, the classpath holds vqgram's own helper classes (package
-data under `java/`, compiled from the source there by `make java`):
-`JRankings` returns whole rankings as primitive arrays, which pyjnius
-converts in one call instead of one object per hit.
+data under `java/`, compiled from the source there by `make java`): they
+return rankings as primitive arrays (`JAllMatches`, `JJaccardMatches`,
+`JTopMatches`, `JTermAtATime`), which pyjnius converts in one call instead of
+one object per hit, build word queries (`JQueries`) and read many documents'
+values in one call (`JDocumentValues`).
 
 Importing this module starts nothing. The JVM starts on the first access to a
 `J*` name (module `__getattr__`, PEP 562) or on `start()`, once per process:
@@ -106,8 +108,13 @@ _CLASSES: dict[str, str] = {
     # Anserini (for the HNSW codec with settable M / beam width / int8, and tests)
     "JHnswIndexerArgs": "io.anserini.index.IndexHnswDenseVectors$Args",
     "JSimpleSearcher": "io.anserini.search.SimpleSearcher",
-    # vqgram's own helper (java/vqgram/lucene/Rankings.java): whole rankings as primitive arrays
-    "JRankings": "vqgram.lucene.Rankings",
+    # vqgram's own helpers (java/vqgram/lucene/*.java): rankings as primitive arrays (Rankings.java)
+    "JAllMatches": "vqgram.lucene.AllMatches",
+    "JJaccardMatches": "vqgram.lucene.JaccardMatches",
+    "JTopMatches": "vqgram.lucene.TopMatches",
+    "JTermAtATime": "vqgram.lucene.TermAtATime",
+    "JQueries": "vqgram.lucene.Queries",
+    "JDocumentValues": "vqgram.lucene.DocumentValues",
 }
 
 _lock = threading.Lock()

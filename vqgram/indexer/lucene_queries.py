@@ -28,7 +28,7 @@ def words_query(weights: dict[str, float], boosted: bool = True) -> Any:
     """The disjunction of `words` term queries, boosted by weight, as one Lucene BooleanQuery
     (BooleanQuery(SHOULD BoostQuery(TermQuery))), built by the Java helper in one call."""
     terms = list(weights)
-    return jvm.JRankings.disjunction("words", terms, boosts(weights.values()) if boosted else None)
+    return jvm.JQueries.disjunction("words", terms, boosts(weights.values()) if boosted else None)
 
 
 def jaccard_query(weights: dict[str, float]) -> Any:

@@ -135,7 +135,7 @@ class LuceneSnapshot:
         docids = [int(d) for d in docids]
         missing = [d for d in dict.fromkeys(docids) if d not in self._meta]
         if missing:
-            values = jvm.JRankings.storedValues(self.reader, missing, _HIT_FIELDS)
+            values = jvm.JDocumentValues.stored(self.reader, missing, _HIT_FIELDS)
             n = len(_HIT_FIELDS)
             for j, d in enumerate(missing):
                 i, path, label, w, h = values[j * n:(j + 1) * n]
@@ -158,11 +158,11 @@ class LuceneSnapshot:
         """
         if k <= 0:
             return []
-        return self._ranked(jvm.JRankings.top(searcher, query, int(k), _TIE_MARGIN), k, transform)
+        return self._ranked(jvm.JTopMatches.of(searcher, query, int(k), _TIE_MARGIN), k, transform)
 
     def word_hits(self, searcher: Any, disjunction: Any, k: int, where: Any = None) -> list[Hit]:
-        """Top k of a words disjunction (`Rankings.disjunction`) ranked by (-score, id), scored term at
-        a time in windows of documents (`Rankings.topTermAtATime`); `where`: a filter query or None.
+        """Top k of a words disjunction (`Queries.disjunction`) ranked by (-score, id), scored term at
+        a time in windows of documents (`TermAtATime.top`); `where`: a filter query or None.
 
         A 384-word image query matches most of a collection with words of similar weight, so
         MaxScore skips little and pays a heap of 384 clause iterators per posting (1M documents:
@@ -171,7 +171,7 @@ class LuceneSnapshot:
         if k <= 0:
             return []
         shares = max(1, min(usable_cores(), int(self.reader.maxDoc()) // _DOCS_PER_SHARE))
-        return self._ranked(jvm.JRankings.topTermAtATime(searcher, disjunction, where, int(k), shares), k)
+        return self._ranked(jvm.JTermAtATime.top(searcher, disjunction, where, int(k), shares), k)
 
     def _ranked(self, top: Any, k: int, transform: Callable[[float], float] | None = None) -> list[Hit]:
         """The helper's matches as Hits, ordered by (-score, id) and cut to k."""
@@ -183,7 +183,7 @@ class LuceneSnapshot:
     def doc_ids(self) -> np.ndarray:
         """The id of every doc number (deleted ones included), read from the `id` doc values in one call."""
         if self._doc_ids is None:
-            self._doc_ids = np.asarray(jvm.JRankings.binaryValues(self.reader, "id"), dtype=str)
+            self._doc_ids = np.asarray(jvm.JDocumentValues.binary(self.reader, "id"), dtype=str)
         return self._doc_ids
 
     def full_ranking(self, searcher: Any, query: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +191,7 @@ class LuceneSnapshot:
 
         The Java helper collects them as two primitive arrays: a ScoreDoc per
         hit costs pyjnius an object and two calls (~50 ms at 9.5k hits)."""
-        return self._arrays(jvm.JRankings.all(searcher, query))
+        return self._arrays(jvm.JAllMatches.of(searcher, query))
 
     def full_jaccard(self, disjunction: Any, query_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, float32 Jaccard indexes) of every document sharing a word with the query, unordered.
@@ -200,7 +200,7 @@ class LuceneSnapshot:
         scores it with BooleanSimilarity (|A ∩ B|) and divides by |A ∪ B| from
         the `nwords` doc values itself: the same float32 values as the
         FunctionScoreQuery of `search_words`, at a fraction of its cost."""
-        return self._arrays(jvm.JRankings.jaccard(self.searcher("jaccard"), disjunction, int(query_size), "nwords"))
+        return self._arrays(jvm.JJaccardMatches.of(self.searcher("jaccard"), disjunction, int(query_size), "nwords"))
 
     def _arrays(self, ranking: Any) -> tuple[np.ndarray, np.ndarray]:
         docs = np.asarray(ranking.docs(), dtype=np.int64)
