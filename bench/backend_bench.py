@@ -1,6 +1,6 @@
 """Lucene vs Tantivy on one folder: build time, size, query latency, HNSW recall@10, full rankings.
 
-    python bench/backend_bench.py [FOLDER] [--queries 200] [--dense-dims 256] [--engines tantivy,lucene]
+    python -m bench.backend_bench [FOLDER] [--queries 200] [--dense-dims 256] [--engines tantivy,lucene]
 
 Images are encoded once (backbone features come from the feature cache,
 ~/.cache/vqgram/features, when it holds them); every engine then indexes the

@@ -1,7 +1,7 @@
 """Encoding throughput: `vqgram encode` on each engine with 1 and 2 workers (1 torch thread each)
 against the single-process `vqgram index` on the same images (docs/SCALE.md).
 
-    nice -n 10 python bench/encode_bench.py FOLDER --json runs/encode_bench.json [--engines local,ray,spark]
+    nice -n 10 python -m bench.encode_bench FOLDER --json runs/encode_bench.json [--engines local,ray,spark]
 
 Each run is a fresh process (engine startup included, as a user meets it);
 the load average before and after each run is printed beside it, because on a

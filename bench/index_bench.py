@@ -1,6 +1,6 @@
 """Index a labelled folder end to end and print what issue #2 asks to measure.
 
-    python bench/index_bench.py [FOLDER] [--queries 200] [--loo all|N]
+    python -m bench.index_bench [FOLDER] [--queries 200] [--loo all|N]
 
 1. indexing images/s (scan + decode in workers + network + words + Tantivy),
    next to the backbone's own forward throughput on the same batches (before and after);

@@ -1,6 +1,6 @@
 """Latency of `vqgram serve` against its targets (issue 14), on an index you built.
 
-    python bench/serve_bench.py IDX --images QUERY_FOLDER [--port 8765] [--queries 30]
+    python -m bench.serve_bench IDX --images QUERY_FOLDER [--port 8765] [--queries 30]
         [--clients 16 --requests 500] [--json out.json]
 
 Starts `vqgram serve IDX` as its own process (so the clients here do not share

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -136,8 +137,7 @@ def test_close_without_commit_and_crash_keep_last_commit(tmp_path):
     # a real crash: the process dies between add and commit
     script = textwrap.dedent(
         f"""
-        import os, sys
-        sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import os
         from test_lucene import make_docs
         from vqgram.indexer.lucene_index import LuceneBackend
         b = LuceneBackend.open({str(path)!r})
@@ -146,7 +146,9 @@ def test_close_without_commit_and_crash_keep_last_commit(tmp_path):
         os._exit(3)
         """
     )
-    assert subprocess.run([sys.executable, "-c", script]).returncode == 3
+    paths = [str(ROOT), str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    assert subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+                          ).returncode == 3
     b = LuceneBackend.open(path)
     assert b.count() == 4
     assert sorted(m.id for m in b.stored().values()) == ["a", "b", "c", "d"]

@@ -1,6 +1,7 @@
 """`vqgram eval --suite` on a tiny suite: a copy set hidden among the sample photos, and a leave-one-out set."""
 import json
 import math
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -74,10 +75,22 @@ def test_missing_data_is_a_one_line_error(tmp_path):
 
 
 def test_the_default_suite_names_its_data():
-    from vqgram.eval.suite import DEFAULT_SUITE, load_suite
+    from vqgram.eval.suite import load_suite
 
     try:
-        spec = load_suite(DEFAULT_SUITE)
+        spec = load_suite()
     except FileNotFoundError as exc:
         pytest.skip(f"development suite data missing: {exc}")
     assert [s.name for s in spec.sets] == ["imagenette", "copies", "att_faces", "omniglot_a", "flowers_a", "dtd_a"]
+
+
+def test_the_development_suite_ships_in_the_package_and_reads_from_the_working_directory(tmp_path, monkeypatch):
+    import vqgram
+    from vqgram.eval.suite import DEVSUITE
+
+    assert DEVSUITE.is_file() and DEVSUITE.parent.is_relative_to(Path(vqgram.__file__).parent)
+    monkeypatch.chdir(tmp_path)  # not a repository root: no ../shared/data here
+    result = CliRunner().invoke(main, ["eval", "--suite"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "paths are from the current directory" in result.output
+    assert str((tmp_path / "../shared/data/imagenette/train").resolve()) in result.output

@@ -22,8 +22,9 @@ from .app import cache_options, friendly, main, make_tokenizer, tokenizer_option
               help="Vary tokenizer settings one at a time (max_size, kernel, padding, kgram, heads, "
                    "codebook_size; bare --sweep: a default grid), then the nesting dimensions.")
 @click.option("--suite", "suite_file", is_flag=False, flag_value="default", default=None, metavar="[SPEC]",
-              help="Score every set of a suite file (bare --suite: bench/devsuite.json) by every mode and "
-                   "baseline, in one table; modes default to bm25, dense, hybrid.")
+              help="Score every set of a suite file (bare --suite: the development suite, its paths from the "
+                   "current directory; see README) by every mode and baseline, in one table; modes default to "
+                   "bm25, dense, hybrid.")
 @click.option("--baselines", default=",".join(("gem", "sift", "previous")), show_default=True,
               help="With --suite: comma-separated baseline columns (gem, sift, previous; '' for none).")
 @click.option("--baseline-model", type=click.Path(file_okay=False), default=None,
@@ -87,11 +88,10 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
 
 
 def _suite(suite_file, model, modes, baselines, baseline_model, json_out, report_dir, cache_root, settings):
-    from ..eval.suite import (DEFAULT_SUITE, PREVIOUS_MODEL, column_names, load_suite, run_suite, suite_json,
-                              suite_table)
+    from ..eval.suite import PREVIOUS_MODEL, column_names, load_suite, run_suite, suite_json, suite_table
     from ..eval.suite_plot import plot_suite
 
-    spec = load_suite(DEFAULT_SUITE if suite_file == "default" else Path(suite_file))  # missing data: fail first
+    spec = load_suite(None if suite_file == "default" else Path(suite_file))  # missing data: fail first
     tok = make_tokenizer(model, *settings)
     chosen = [b.strip() for b in baselines.split(",") if b.strip()]
     previous = None

@@ -1,7 +1,10 @@
 """An evaluation suite: several sets, every mode and every baseline, one table.
 
 A suite file (JSON, `SuiteSpec` in config.py) lists sets; paths in it are
-relative to the file. For each set the model's modes are scored by
+relative to the file. The development suite ships in the package
+(`devsuite.json`, what a bare `vqgram eval --suite` runs); its paths are
+relative to the current directory, the repository's root, beside the shared
+data folder (`../shared/data`) and `runs/copies`. For each set the model's modes are scored by
 `runner.evaluate` (one index, full rankings), and beside them, from the same
 query plan and the same metrics code:
 
@@ -40,8 +43,7 @@ if TYPE_CHECKING:  # the SIFT baseline is imported where it runs
 log = logging.getLogger("vqgram")
 
 BASELINES = ("gem", "sift", "previous")
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_SUITE = REPO_ROOT / "bench" / "devsuite.json"
+DEVSUITE = Path(__file__).resolve().parent / "devsuite.json"  # package data; its paths: from the working directory
 PREVIOUS_MODEL = DEFAULT_MODEL.parent / "lift-v2"
 METRICS = ("map", "map@100")
 
@@ -54,9 +56,11 @@ class SuiteResult:
     notes: list[str] = field(default_factory=list)
 
 
-def load_suite(path: Path) -> SuiteSpec:
-    """Read a suite file, resolve its paths against its folder, and check that every folder exists."""
-    path = Path(path)
+def load_suite(path: Path | None = None) -> SuiteSpec:
+    """Read a suite file, resolve its paths against its folder, and check that every folder exists. None:
+    the development suite (DEVSUITE), its paths resolved against the current directory."""
+    default = path is None
+    path = DEVSUITE if default else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"suite file not found: {path}")
     try:
@@ -64,15 +68,17 @@ def load_suite(path: Path) -> SuiteSpec:
         sets = tuple(from_dict(SuiteSet, s) for s in data.pop("sets"))
         spec = from_dict(SuiteSpec, {**data, "sets": sets})
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a suite file ({exc}); see bench/devsuite.json") from None
-    base = path.resolve().parent
+        raise ValueError(f"{path} is not a suite file ({exc}); see README, 'Evaluation suite'") from None
+    base = Path.cwd() if default else path.resolve().parent
+    where = ("the development suite (its paths are from the current directory: run it from the repository root, "
+             "or give --suite FILE)") if default else f"suite {path}"
 
     def resolve(p):
         if p is None:
             return None
         full = (base / p).resolve()
         if not full.is_dir():
-            raise FileNotFoundError(f"suite {path}: folder not found: {full} (see README, 'Evaluation suite')")
+            raise FileNotFoundError(f"{where}: folder not found: {full} (see README, 'Evaluation suite')")
         return str(full)
 
     sets = tuple(SuiteSet(s.name, resolve(s.db), resolve(s.queries), resolve(s.distractors), s.max_queries)

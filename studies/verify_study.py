@@ -1,6 +1,6 @@
 """Which verification rule: every rule scored on every set of a suite, from one ranking per set.
 
-    python bench/verify_study.py [--suite bench/devsuite-200.json] [--mode hybrid] [--depth 20] [--json FILE]
+    python -m studies.verify_study [--suite studies/devsuite-200.json] [--mode hybrid] [--depth 20] [--json FILE]
 
 For each set, `vqgram eval`'s runner ranks the queries once by `--mode`; the
 inliers of each query's top `--depth` hits are then counted under every rule
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vqgram import Tokenizer
 from vqgram.eval.runner import evaluate, quality
-from vqgram.eval.suite import DEFAULT_SUITE, load_suite
+from vqgram.eval.suite import load_suite
 from vqgram.searcher.verify import VerifyConfig, Verifier, query_inliers, verified_order
 
 # (RANSAC model, inlier distance in px, inliers needed)
@@ -44,7 +44,7 @@ def inliers_by_rule(verifier: Verifier, query: str, paths: list[str]) -> dict[tu
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", type=Path, default=DEFAULT_SUITE.parent / "devsuite-200.json")
+    ap.add_argument("--suite", type=Path, default=Path(__file__).resolve().parent / "devsuite-200.json")
     ap.add_argument("--mode", default="hybrid")
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--json", type=Path, default=None)

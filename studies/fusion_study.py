@@ -1,6 +1,6 @@
 """Words vs dense vs hybrid fusions on all of imagenette, scored in numpy (docs/RESULTS.md, "The comparison").
 
-    .venv/bin/python bench/fusion_study.py [MODEL_DIR] [--data DIR] [--queries 2000]
+    python -m studies.fusion_study [MODEL_DIR] [--data DIR] [--queries 2000]
 
 Every image's words and embedding come from the model (backbone maps from the
 feature cache, so a second run skips the network); 2,000 random queries

@@ -1,6 +1,6 @@
 """Funnel vs exact full-width search on a synthetic Matryoshka-like database.
 
-    .venv/bin/python bench/funnel_synthetic.py [--n 1000000] [--dim 1024] [--queries 500]
+    python -m studies.funnel_synthetic [--n 1000000] [--dim 1024] [--queries 500]
 
 Data: `--clusters` centres; every vector is centre + noise, and both are
 scaled per dimension by (j+1)^(-decay/2), so the variance of dimension j
@@ -15,17 +15,13 @@ recall@10 against that ground truth. Prints numbers; not a test.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from vqgram.searcher.exact import ExactIndex  # noqa: E402
-from vqgram.searcher.funnel import FunnelStage, funnel_search  # noqa: E402
+from vqgram.searcher.exact import ExactIndex
+from vqgram.searcher.funnel import FunnelStage, funnel_search
 
 
 def make_data(n: int, dim: int, clusters: int, decay: float, noise: float, seed: int, chunk: int = 100_000):

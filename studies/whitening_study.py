@@ -10,8 +10,8 @@ projection: today's PCA, and "learned whitening" from matching pairs
 covariance of an image's descriptor minus its edited copy's, then rotate to
 the principal axes of all descriptors in that space. No labels are used.
 
-    python bench/whitening_study.py extract --train runs/lw-train --out runs/study
-    python bench/whitening_study.py score --out runs/study
+    python -m studies.whitening_study extract --train runs/lw-train --out runs/study
+    python -m studies.whitening_study score --out runs/study
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from vqgram.eval import metrics
 from vqgram.eval.datasets import load_dataset, query_plan, sample_queries
 from vqgram.eval.gem import gem
-from vqgram.eval.suite import DEFAULT_SUITE, load_suite
+from vqgram.eval.suite import load_suite
 from vqgram.images import ImageFile, probe
 from vqgram.tokenizer.encoder import Tokenizer
 from vqgram.tokenizer.feature_cache import FeatureCache, default_root, feature_maps
@@ -49,7 +49,7 @@ def vectors(tok: Tokenizer, paths: list[str], cache: FeatureCache) -> tuple[np.n
 def extract(args) -> None:
     tok = Tokenizer.from_model()
     cache = FeatureCache(default_root(), tok.model.config, tok.config.max_size)
-    spec = load_suite(DEFAULT_SUITE)
+    spec = load_suite()  # the development suite, from the repository root
     sets = [(s.name, s.db, s.queries, s.distractors, s.max_queries) for s in spec.sets]
     sets.append(("train", str(Path(args.train) / "db"), str(Path(args.train) / "queries"), None, None))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Matryoshka head vs PCA vs raw pooled features on imagenette, leave-one-out.
 
-    .venv/bin/python bench/matryoshka_eval.py [--data DIR] [--cache /tmp/vqgram_feats.npz]
+    python -m studies.matryoshka_eval [--data DIR] [--cache /tmp/vqgram_feats.npz]
         [--epochs 30] [--save /tmp/mrl_head.pt]
 
 1. Pooled features (1280-d) and ImageNet logits of every image under
@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 DATA = Path("/work/shared/data/imagenette/train")

@@ -1,8 +1,8 @@
 """How far can any ranking of these backbone features go on imagenette? (docs/RESULTS.md, "The hybrid target").
 
-    .venv/bin/python bench/ceiling_study.py [--data DIR] [--queries 2000]
+    python -m studies.ceiling_study [--data DIR] [--queries 2000]
 
-Scores the same 2,000 leave-one-out queries as bench/fusion_study.py with
+Scores the same 2,000 leave-one-out queries as studies/fusion_study.py with
 rankings that need no index: cosine on the backbone's pooled features, cosine
 on its ImageNet class probabilities (what the Matryoshka head is distilled
 from), and, as a ceiling that sees labels, cosine on the 10-class
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fusion_study import loo_map
+from studies.fusion_study import loo_map
 from vqgram.tokenizer.encoder import Tokenizer
 from vqgram.tokenizer.train import cache_features, scan_folder
 
