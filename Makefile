@@ -13,12 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps 'pyserini==1.6.0'   # only its Anserini jar (Lucene 9.9.1)
 	touch $(STAMP)
 
+# The sample holds one photograph a label (examples/SOURCES.md); make-copies writes ten edited copies of one of
+# them (seed 1 draws coffee.jpg), and searching by a copy finds its original first.
+DEMO_COPY := runs/demo-copies/db/coffee_coffee
+
 demo: $(STAMP)
-	rm -rf runs/demo-index
+	rm -rf runs/demo-index runs/demo-copies
 	$(BIN)/vqgram index examples/photos --index runs/demo-index
-	$(BIN)/vqgram search runs/demo-index --image examples/queries/tench.jpg -k 5
-	$(BIN)/vqgram search runs/demo-index --image examples/queries/tench.jpg -k 5 --mode hybrid
-	$(BIN)/vqgram search runs/demo-index --query 'label:parachute' -k 3
+	$(BIN)/vqgram make-copies examples/photos runs/demo-copies --originals 1 --seed 1
+	$(BIN)/vqgram search runs/demo-index --image $(DEMO_COPY)/overlay.jpg -k 3
+	$(BIN)/vqgram search runs/demo-index --image $(DEMO_COPY)/rotate_crop.jpg -k 3 --mode hybrid --verify 3
+	$(BIN)/vqgram search runs/demo-index --query 'label:cat' -k 3
 	$(BIN)/vqgram info runs/demo-index
 
 test: $(STAMP) jdk browser

@@ -1,23 +1,53 @@
-"""Shared fixtures: the bundled sample photos, the shared imagenette folder, the default tokenizer."""
+"""Shared fixtures: a labelled collection made from the bundled sample photos, the shared imagenette folder, the
+default tokenizer."""
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+INDEXED_EDITS = ("crop60", "colour")  # each sample photo's edited copies, indexed beside it
+QUERY_EDIT = "overlay"  # the query of a label: one more edited copy of its photo, not indexed
 KGRAM_MODEL = ROOT / "vqgram" / "models" / "imagenette-v1"
 IMAGENETTE = ROOT.parent / "shared" / "data" / "imagenette" / "train"
 
 
-@pytest.fixture(scope="session")
-def photos() -> Path:
-    return EXAMPLES / "photos"
+def _copy_of(original: Path, edit: str) -> bytes:
+    from PIL import Image
+
+    from vqgram.copies import EDITS_BY_NAME, make_copy
+
+    with Image.open(original) as img:
+        return make_copy(img.convert("RGB"), EDITS_BY_NAME[edit], 0, original.stem)[0]
+
+
+def _originals() -> list[Path]:
+    return sorted((EXAMPLES / "photos").glob("*/*.jpg"))
 
 
 @pytest.fixture(scope="session")
-def queries() -> Path:
-    return EXAMPLES / "queries"
+def photos(tmp_path_factory) -> Path:
+    """A labelled folder made from examples/photos (one photograph a label): in <label>/, the photo first (by
+    name) and two seeded edited copies of it, so a label's images are one photograph; 11 labels, 33 images."""
+    folder = tmp_path_factory.mktemp("sample") / "photos"
+    for original in _originals():
+        label = folder / original.parent.name
+        label.mkdir(parents=True)
+        shutil.copyfile(original, label / original.name)
+        for edit in INDEXED_EDITS:
+            (label / f"{original.stem}_{edit}.jpg").write_bytes(_copy_of(original, edit))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def queries(tmp_path_factory) -> Path:
+    """<label>.jpg: an edited copy of each sample photo that `photos` does not hold (the `overlay` edit)."""
+    folder = tmp_path_factory.mktemp("queries")
+    for original in _originals():
+        (folder / f"{original.parent.name}.jpg").write_bytes(_copy_of(original, QUERY_EDIT))
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +84,8 @@ BACKENDS = ["tantivy", pytest.param("lucene", marks=[
 
 
 @pytest.fixture(scope="session")
-def photo_index(tmp_path_factory, tokenizer):
-    """index_of(backend) -> a real index of examples/photos, built once per test session."""
+def photo_index(tmp_path_factory, tokenizer, photos):
+    """index_of(backend) -> a real index of `photos`, built once per test session."""
     from vqgram import index_folder
 
     built = {}
@@ -63,7 +93,7 @@ def photo_index(tmp_path_factory, tokenizer):
     def index_of(backend: str) -> Path:
         if backend not in built:
             path = tmp_path_factory.mktemp(f"photos-{backend}") / "idx"
-            index_folder(EXAMPLES / "photos", path, tokenizer, backend=backend, progress=False, workers=0)
+            index_folder(photos, path, tokenizer, backend=backend, progress=False, workers=0)
             built[backend] = path
         return built[backend]
 

@@ -21,13 +21,13 @@ os_helpers = pytest.importorskip("opensearchpy.helpers.mapping", reason="validat
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, photos, tokenizer):
-    """An index of the tench photos built from Parquet rows, and those rows."""
+    """An index of the cat photos built from Parquet rows, and those rows."""
     from vqgram import index_folder
 
     tmp = tmp_path_factory.mktemp("export")
     rows = []
     keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc, tokenizer.vocabulary))
-    folder = photos / "tench"
+    folder = photos / "cat"
     index_folder(folder, tmp / "scratch", tokenizer, workers=0, progress=False, on_batch=keep,
                  cache=tokenizer.feature_cache())
     source = write_parquet(rows, tmp / "rows.parquet", EncodedBy.of(tokenizer, str(folder)))
@@ -47,8 +47,8 @@ def test_export_writes_a_mapping_and_bulk_actions_the_clients_accept(built, targ
 
     tmp, source, rows = built
     out = tmp / f"{target}-from-rows"
-    report = export_index(tmp / "idx", target, out, encoded=source, batch=4)
-    assert report.documents == len(rows) and len(report.files) == 2  # 6 documents, 4 per file
+    report = export_index(tmp / "idx", target, out, encoded=source, batch=2)
+    assert report.documents == len(rows) and len(report.files) == 2  # 3 documents, 2 per file
     body = json.loads((out / "index.json").read_text())
     mapping = (es_dsl.Mapping() if target == "elasticsearch" else os_helpers.Mapping())
     mapping._update_from_dict(body["mappings"])  # raises for an unknown field type
@@ -119,7 +119,7 @@ def test_query_bodies_parse_with_the_clients_dsl():
 
 def test_print_query_prints_the_words_the_search_sends(built, queries):
     tmp, _, _ = built
-    result = CliRunner().invoke(main, ["search", str(tmp / "idx"), "--image", str(queries / "tench.jpg"),
+    result = CliRunner().invoke(main, ["search", str(tmp / "idx"), "--image", str(queries / "cat.jpg"),
                                        "--print-query", "opensearch", "--prune", "20", "-k", "3"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)

@@ -292,7 +292,7 @@ def test_forcemerge_command_on_a_real_index(tmp_path, photo_index):
     result = CliRunner().invoke(main, ["forcemerge", str(index)])
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("segments -> 1")
-    assert CliRunner().invoke(main, ["search", str(index), "--query", "label:parachute", "-k", "3"]).exit_code == 0
+    assert CliRunner().invoke(main, ["search", str(index), "--query", "label:rocket", "-k", "3"]).exit_code == 0
     assert "segments   1" in CliRunner().invoke(main, ["info", str(index)]).output
 
 

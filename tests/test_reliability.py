@@ -141,17 +141,17 @@ def test_a_second_writer_is_refused_in_one_line_or_waits(tmp_path, name, photos,
     from vqgram import index_folder
 
     index = tmp_path / "idx"
-    index_folder(photos / "tench", index, tokenizer, backend=name, workers=0, progress=False)
+    index_folder(photos / "cat", index, tokenizer, backend=name, workers=0, progress=False)
     first = backend_class(name).open(index)
     first.begin_writing()  # a run in progress
-    second = CliRunner().invoke(main, ["-q", "index", str(photos / "parachute"), "--index", str(index), "--backend",
+    second = CliRunner().invoke(main, ["-q", "index", str(photos / "rocket"), "--index", str(index), "--backend",
                                        name, "--workers", "0"])
     assert second.exit_code == 1
     assert second.output == (f"error: index {index} is being written by another run (it holds the writer lock); "
                              "wait for that run to finish, or pass --wait to queue behind it\n")
     reports = []
     waiting = threading.Thread(target=lambda: reports.append(index_folder(
-        photos / "parachute", index, tokenizer, backend=name, workers=0, progress=False, wait=True)))
+        photos / "rocket", index, tokenizer, backend=name, workers=0, progress=False, wait=True)))
     waiting.start()
     first.add([doc(1, dim=tokenizer.embedding_dim)])
     first.commit()  # commits go on while the other run waits; the lock stays held
@@ -159,7 +159,7 @@ def test_a_second_writer_is_refused_in_one_line_or_waits(tmp_path, name, photos,
     assert waiting.is_alive() and not reports
     first.close()
     waiting.join(300)
-    n_photos = len(list((photos / "tench").glob("*.jpg"))) + len(list((photos / "parachute").glob("*.jpg")))
+    n_photos = len(list((photos / "cat").glob("*.jpg"))) + len(list((photos / "rocket").glob("*.jpg")))
     assert reports[0].total == n_photos + 1  # nothing lost by either writer
     engine = backend_class(name).open(index)
     assert engine.count() == len(engine.vectors()[0]) == n_photos + 1
@@ -201,7 +201,7 @@ def test_a_damaged_index_is_one_line_and_check_says_what_is_wrong(tmp_path, name
     index = tmp_path / "idx"
     target = damaged(name, index, how, tokenizer)
     runner = CliRunner()
-    for args in (["search", index, "--query", "all"], ["index", photos / "tench", "--index", index, "--backend", name]):
+    for args in (["search", index, "--query", "all"], ["index", photos / "cat", "--index", index, "--backend", name]):
         result = runner.invoke(main, [str(a) for a in args])
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
@@ -228,14 +228,14 @@ def test_odd_links_unreadable_and_vanishing_files_are_skipped_with_one_warning(t
     anything: the listing runs without the capability to override file permissions)."""
     folder = tmp_path / "odd"
     folder.mkdir()
-    tench = sorted((photos / "tench").glob("*.jpg"))
-    for f in tench[:3]:
+    cat = sorted(photos.rglob("*.jpg"))  # names are unique across the sample's folders
+    for f in cat[:3]:
         shutil.copy(f, folder / f.name)
     (folder / "dangling.jpg").symlink_to(folder / "gone.jpg")
     (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
     (folder / "a.jpg").symlink_to(folder / "b.jpg")
     (folder / "b.jpg").symlink_to(folder / "a.jpg")
-    shutil.copy(tench[3], folder / "secret.jpg")
+    shutil.copy(cat[3], folder / "secret.jpg")
     (folder / "secret.jpg").chmod(0)
     prefix = []
     if os.geteuid() == 0:
@@ -259,7 +259,7 @@ def test_a_file_vanishing_before_its_decode_is_skipped(tmp_path, photos):
     from vqgram.images import iter_batches, probe
 
     files = []
-    for i, f in enumerate(sorted((photos / "tench").glob("*.jpg"))[:3]):
+    for i, f in enumerate(sorted((photos / "cat").glob("*.jpg"))[:3]):
         shutil.copy(f, tmp_path / f.name)
         files.append(probe(tmp_path / f.name, tmp_path))
     Path(files[1].path).unlink()
@@ -334,7 +334,7 @@ def test_index_options_are_checked_before_anything_is_written(tmp_path, photos, 
 @pytest.fixture(scope="module")
 def small_index(tmp_path_factory, photos):
     index = tmp_path_factory.mktemp("opts") / "idx"
-    result = CliRunner().invoke(main, ["-q", "index", str(photos / "tench"), "--index", str(index), "--workers", "0"])
+    result = CliRunner().invoke(main, ["-q", "index", str(photos / "cat"), "--index", str(index), "--workers", "0"])
     assert result.exit_code == 0, result.output
     return index
 
@@ -349,7 +349,7 @@ def small_index(tmp_path_factory, photos):
     (["--query-words", "70000"], "70000 words an image: choose 1 to 65408 (this model's images get 384)"),
 ])
 def test_search_options_that_would_be_ignored_are_usage_errors(small_index, queries, args, message):
-    result = CliRunner().invoke(main, ["search", str(small_index), "--image", str(queries / "tench.jpg"), *args])
+    result = CliRunner().invoke(main, ["search", str(small_index), "--image", str(queries / "cat.jpg"), *args])
     assert result.exit_code != 0 and message in result.output, result.output
 
 
@@ -362,7 +362,7 @@ def test_search_options_with_a_text_query_are_usage_errors(small_index):
 
 def test_creation_options_on_an_existing_index_must_match_it(tmp_path, photos, tokenizer):
     index = small("lucene", tmp_path / "idx", tokenizer, 5)  # made with dense_dims=8
-    args = ["index", str(photos / "tench"), "--index", str(index), "--backend", "lucene", "--dense-dims", "64"]
+    args = ["index", str(photos / "cat"), "--index", str(index), "--backend", "lucene", "--dense-dims", "64"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert f"index {index} was made with other settings: dense_dims=64 (index: 8)" in result.output

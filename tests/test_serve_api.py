@@ -22,6 +22,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from vqgram.serve import Limits, SearchService, create_app  # noqa: E402
 from vqgram.serve.thumbnails import ThumbnailCache  # noqa: E402
 
+FOUR = ("coffee", "astronaut", "rocket", "hubble")  # 12 of the sample's images
 TRAVERSALS = ["/thumb/%2e%2e/%2e%2e/etc/passwd", "/thumb/..%2F..%2Fetc%2Fpasswd",
               "/thumb/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/thumb/..%252F..%252Fetc%252Fpasswd", "/thumb/....//....//etc/passwd", "/thumb/%2Fetc%2Fpasswd",
               "/thumb/..\\..\\etc\\passwd", "/api/similar/..%2F..%2Fetc%2Fpasswd"]
@@ -53,7 +54,7 @@ def as_hits(response):
 def test_info(served):
     client, searcher, _ = served
     info = client.get("/api/info").json()
-    assert info["documents"] == 36 and info["backend"] == searcher.handle.manifest.backend
+    assert info["documents"] == 33 and info["backend"] == searcher.handle.manifest.backend
     assert {"bm25", "dense", "hybrid", "funnel"} <= set(info["modes"])
     assert info["dims"][-1] == 1024
     assert info["words_per_image"] == searcher.handle.manifest.tokenizer.model.lift.active
@@ -64,26 +65,26 @@ def test_info(served):
 def test_image_search_in_every_mode_matches_the_python_api(served, queries):
     client, searcher, _ = served
     for mode in client.get("/api/info").json()["modes"]:
-        response = upload(client, queries / "tench.jpg", mode=mode, k=5)
-        expected = searcher.search_image(queries / "tench.jpg", 5, SearchOptions(mode=mode))
+        response = upload(client, queries / "cat.jpg", mode=mode, k=5)
+        expected = searcher.search_image(queries / "cat.jpg", 5, SearchOptions(mode=mode))
         assert as_hits(response) == [(h.id, h.score) for h in expected], mode
         body = response.json()
         assert set(body["hits"][0]) == {"rank", "score", "id", "path", "label", "width", "height"}
         assert [h["rank"] for h in body["hits"]] == [1, 2, 3, 4, 5]
         assert body["took_ms"] >= body["encode_ms"] > 0
-    assert response.json()["hits"][0]["label"] == "tench"
+    assert response.json()["hits"][0]["label"] == "cat"
 
 
 def test_text_search_and_its_errors(served):
     client, searcher, _ = served
-    hits = client.get("/api/search", params={"q": "label:church", "k": 10}).json()["hits"]
-    assert len(hits) == 6 and {h["label"] for h in hits} == {"church"}
-    filtered = client.get("/api/search", params={"q": "label:church OR label:tench", "k": 20, "filter": "label:tench"})
-    assert {h["label"] for h in filtered.json()["hits"]} == {"tench"} and len(filtered.json()["hits"]) == 6
-    for params, needle in [({"q": ""}, "query is empty"), ({"q": "label:church", "k": "0"}, "k=0"),
-                           ({"q": "label:church", "k": "ten"}, "not a whole number"),
-                           ({"q": "label:church", "filter": "width:[x TO *]"}, "bad filter"),
-                           ({"q": "(label:church"}, "query")]:
+    hits = client.get("/api/search", params={"q": "label:coffee", "k": 10}).json()["hits"]
+    assert len(hits) == 3 and {h["label"] for h in hits} == {"coffee"}
+    filtered = client.get("/api/search", params={"q": "label:coffee OR label:cat", "k": 20, "filter": "label:cat"})
+    assert {h["label"] for h in filtered.json()["hits"]} == {"cat"} and len(filtered.json()["hits"]) == 3
+    for params, needle in [({"q": ""}, "query is empty"), ({"q": "label:coffee", "k": "0"}, "k=0"),
+                           ({"q": "label:coffee", "k": "ten"}, "not a whole number"),
+                           ({"q": "label:coffee", "filter": "width:[x TO *]"}, "bad filter"),
+                           ({"q": "(label:coffee"}, "query")]:
         r = client.get("/api/search", params=params)
         assert r.status_code == 400 and needle in r.json()["error"] and "\n" not in r.json()["error"], params
 
@@ -91,28 +92,28 @@ def test_text_search_and_its_errors(served):
 def test_similar_uses_the_indexed_image(served):
     client, searcher, _ = served
     table = searcher.handle.backend.documents()
-    doc = str(table.ids[list(table.labels).index("parachute")])
+    doc = str(table.ids[list(table.labels).index("rocket")])
     for mode in ("bm25", "dense", "hybrid"):
         r = client.get(f"/api/similar/{doc}", params={"mode": mode, "k": 4})
         assert as_hits(r) == [(h.id, h.score) for h in searcher.similar(doc, 4, SearchOptions(mode=mode))]
     dense = client.get(f"/api/similar/{doc}", params={"mode": "dense", "k": 1}).json()["hits"][0]
     assert dense["id"] == doc and dense["score"] == pytest.approx(1.0, abs=1e-5)  # itself, at cosine 1
-    r = client.get(f"/api/similar/{doc}", params={"mode": "dense", "filter": "NOT label:parachute"})
-    assert r.status_code == 200 and "parachute" not in {h["label"] for h in r.json()["hits"]}
+    r = client.get(f"/api/similar/{doc}", params={"mode": "dense", "filter": "NOT label:rocket"})
+    assert r.status_code == 200 and "rocket" not in {h["label"] for h in r.json()["hits"]}
     assert client.get("/api/similar/0123456789abcdef0123").status_code == 404
 
 
 def test_filters_apply_in_every_mode(served, queries):
     client, _, _ = served
     for mode in client.get("/api/info").json()["modes"]:
-        r = upload(client, queries / "tench.jpg", mode=mode, k=10, filter="label:church OR label:golf_ball")
+        r = upload(client, queries / "cat.jpg", mode=mode, k=10, filter=" OR ".join(f"label:{n}" for n in FOUR))
         assert r.status_code == 200, r.text
         labels = [h["label"] for h in r.json()["hits"]]
-        # word modes return only images sharing a word with the query (9 of the 12 here)
-        assert set(labels) <= {"church", "golf_ball"} and len(labels) >= (10 if "dense" in mode else 5), mode
-    r = upload(client, queries / "tench.jpg", mode="dense", dims=64, filter="label:tench", k=3)
-    assert {h["label"] for h in r.json()["hits"]} == {"tench"}
-    r = upload(client, queries / "tench.jpg", filter="label:tench width:3")
+        # word modes return only images sharing a word with the query (of the 12 passing here)
+        assert set(labels) <= set(FOUR) and len(labels) >= (10 if "dense" in mode else 5), mode
+    r = upload(client, queries / "cat.jpg", mode="dense", dims=64, filter="label:cat", k=3)
+    assert {h["label"] for h in r.json()["hits"]} == {"cat"}
+    r = upload(client, queries / "cat.jpg", filter="label:cat width:3")
     assert r.status_code == 400 and r.json()["error"].startswith("bad filter")
 
 
@@ -140,7 +141,7 @@ def test_verify_reranks_uploads_and_similar_as_the_python_api_does(served, photo
     from vqgram.copies import EDITS_BY_NAME, make_copy
 
     client, searcher, _ = served
-    original = sorted((photos / "church").iterdir())[0]
+    original = sorted((photos / "coffee").iterdir())[0]
     copy = tmp_path / "crop.jpg"
     copy.write_bytes(make_copy(Image.open(original).convert("RGB"), EDITS_BY_NAME["crop60"], 0, "c")[0])
     options = SearchOptions(mode="hybrid", verify=5)
@@ -156,7 +157,7 @@ def test_verify_reranks_uploads_and_similar_as_the_python_api_does(served, photo
 
 def test_query_words_reach_the_upload_as_in_the_python_api(served, queries):
     client, searcher, _ = served
-    query = queries / "tench.jpg"
+    query = queries / "cat.jpg"
     body = upload(client, query, mode="hybrid", k=6, query_words=768).json()
     options = SearchOptions(mode="hybrid", query_words=768)
     assert [h["id"] for h in body["hits"]] == [h.id for h in searcher.search_image(query, 6, options)]
@@ -174,16 +175,16 @@ def test_bad_uploads_get_one_line_4xx(served, queries, tmp_path):
     cases = [
         (post("notes.txt", b"not an image at all"), 415, "not an image"),
         (post("big.jpg", b"\xff" * 500_000), 413, "limit"),
-        (post("truncated.jpg", (queries / "tench.jpg").read_bytes()[:3000]), 415, "could not be decoded"),
+        (post("truncated.jpg", (queries / "cat.jpg").read_bytes()[:3000]), 415, "could not be decoded"),
         (client.post("/api/search", data={"mode": "bm25"}), 400, "multipart file field named 'image'"),
-        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="nope"), 400, "unknown mode"),
-        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="bm25", dims="64"), 400, "dims applies"),
-        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="dense", dims="100"), 400, "not an embedding width"),
-        (post("q.jpg", (queries / "tench.jpg").read_bytes(), k="100000"), 400, "k=100000"),
-        (post("q.jpg", (queries / "tench.jpg").read_bytes(), verify="1000"), 400, "verify=1000"),
-        (post("q.jpg", (queries / "tench.jpg").read_bytes(), mode="dense", query_words="768"), 400,
+        (post("q.jpg", (queries / "cat.jpg").read_bytes(), mode="nope"), 400, "unknown mode"),
+        (post("q.jpg", (queries / "cat.jpg").read_bytes(), mode="bm25", dims="64"), 400, "dims applies"),
+        (post("q.jpg", (queries / "cat.jpg").read_bytes(), mode="dense", dims="100"), 400, "not an embedding width"),
+        (post("q.jpg", (queries / "cat.jpg").read_bytes(), k="100000"), 400, "k=100000"),
+        (post("q.jpg", (queries / "cat.jpg").read_bytes(), verify="1000"), 400, "verify=1000"),
+        (post("q.jpg", (queries / "cat.jpg").read_bytes(), mode="dense", query_words="768"), 400,
          "query_words applies to mode bm25 / tfidf / jaccard / hybrid only"),
-        (post("q.jpg", (queries / "tench.jpg").read_bytes(), query_words="99999"), 400, "99999 words an image"),
+        (post("q.jpg", (queries / "cat.jpg").read_bytes(), query_words="99999"), 400, "99999 words an image"),
     ]
     bomb = io.BytesIO()
     Image.new("L", (3000, 3000)).save(bomb, format="PNG")  # 9 MP in a few kB: over the 4 MP limit
@@ -208,5 +209,5 @@ def test_uploads_are_encoded_on_the_engine_thread(served, queries, monkeypatch):
 
     monkeypatch.setattr(tokenizer, "encode_image", recorded)
     for _ in range(3):
-        assert upload(client, queries / "tench.jpg", mode="dense").status_code == 200
+        assert upload(client, queries / "cat.jpg", mode="dense").status_code == 200
     assert len(threads) == 3 and all(name.startswith("vqgram-engine") for name in threads)

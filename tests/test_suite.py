@@ -55,8 +55,8 @@ def test_table_has_every_set_mode_and_baseline(suite_run):
 def test_sets_have_the_queries_and_database_they_name(suite_run, photos):
     _, data, _ = suite_run
     copies, loo = data["sets"]
-    assert (copies["queries"], copies["database"]) == (2, 20 + 36)  # originals; 10 copies each + distractors
-    assert (loo["queries"], loo["database"]) == (10, 36)
+    assert (copies["queries"], copies["database"]) == (2, 20 + 33)  # originals; 10 copies each + distractors
+    assert (loo["queries"], loo["database"]) == (10, 33)
 
 
 def test_the_same_model_as_previous_scores_the_same(suite_run):
