@@ -18,8 +18,9 @@ from .device import resolve_device, reuse_freed_memory
 from .feature_cache import FeatureCache, default_root, feature_maps
 from .kgrams import KGramWords
 from .lift import LiftedWords
-from .model import DEFAULT_MODEL, VQGramModel, embedding_sizes, load_model, weights_sha256
+from .model import VQGramModel, embedding_sizes, load_model
 from .vocabulary import Vocabulary
+from .weights import DEFAULT_MODEL, weights_sha256
 
 
 class Encoded(NamedTuple):
