@@ -11,12 +11,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import __version__
 from ..config import MANIFEST_NAME, IndexManifest, load_json, save_json, to_dict
-from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.weights import DEFAULT_MODEL, current_sha256, packaged_model, retired_model, weights_sha256
+from ..version import __version__
 from .backend import Backend
+
+if TYPE_CHECKING:  # the tokenizer (so torch) is imported only where a model is loaded: index-only commands skip it
+    from ..tokenizer.encoder import Tokenizer
 
 BACKENDS = ("tantivy", "lucene")
 
@@ -90,6 +93,8 @@ def tokenizer_for(manifest: IndexManifest, path: Path, device: str = "cpu") -> T
                              f"{manifest.model_sha256[:12]}), which this vqgram no longer ships; rebuild it (seeded) "
                              f"with '{retired['command']}' and write that folder as \"model_path\" in "
                              f"{path / MANIFEST_NAME}, or index the photos again into a new index folder")
+    from ..tokenizer.encoder import Tokenizer
+
     tok = Tokenizer.from_model(model, manifest.tokenizer.kgram, manifest.tokenizer.max_size, device=device)
     check_tokenizer(manifest, tok, path)
     return tok
