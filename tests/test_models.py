@@ -125,3 +125,34 @@ def test_an_index_of_a_retired_model_says_how_to_rebuild_it(tmp_path, photo_inde
     result = CliRunner().invoke(main, ["search", str(index), "--image", str(queries / "tench.jpg")])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
     assert "cb0e7542ca82" in result.output and "vqgram train lift ../shared/data/imagenette/train" in result.output
+
+
+def test_a_retired_models_exact_heads_pt_reopens_its_index(tmp_path, photos, lift_v2, monkeypatch):
+    """The exact weights of a retired model, restored from git history as a heads.pt folder, have the checksum
+    its indexes recorded: an index naming that folder opens with it (lift-v2 with another mean plays it)."""
+    from vqgram import Tokenizer, index_folder
+    from vqgram.config import MANIFEST_NAME
+    from vqgram.searcher.searcher import Searcher
+    from vqgram.tokenizer import weights
+
+    folder = tmp_path / "restored"
+    folder.mkdir()
+    state = stored_state(lift_v2)
+    torch.save({**state, "lift.mean": state["lift.mean"] + 1}, folder / "heads.pt")
+    meta = read_card(MODELS / "lift-v2")
+    (folder / "model.json").write_text(json.dumps({"config": meta["config"], "card": {}}))
+    legacy = weights_sha256(folder)
+    assert packaged_model(legacy) is None
+    retired = tmp_path / "retired.json"
+    retired.write_text(json.dumps({"old": {"legacy_sha256": legacy, "sha256": "1" * 64, "command": "vqgram train"}}))
+    monkeypatch.setattr(weights, "RETIRED", retired)
+    index = tmp_path / "index"
+    index_folder(photos / "tench", index, Tokenizer.from_model(folder), workers=0, progress=False)
+    manifest = json.loads((index / MANIFEST_NAME).read_text())
+    (index / MANIFEST_NAME).write_text(json.dumps({**manifest, "model_path": "default"}))
+    with pytest.raises(ValueError, match=f"made by the model old \\(checksum {legacy[:12]}\\)"):
+        Searcher(index).tokenizer
+    (index / MANIFEST_NAME).write_text(json.dumps({**manifest, "model_path": str(folder)}))
+    with Searcher(index) as s:
+        assert s.tokenizer.model_sha256 == legacy and s.search_image(photos / "tench" / next(
+            p.name for p in (photos / "tench").iterdir()), k=1)

@@ -74,7 +74,7 @@ def check_tokenizer(manifest: IndexManifest, tokenizer: Tokenizer, path: Path) -
     """Raise ValueError naming the differing settings if `tokenizer` did not make this index."""
     made, given = to_dict(manifest.tokenizer), to_dict(tokenizer.config)
     diffs = [f"{k}: index {made[k]} vs given {given[k]}" for k in made if made[k] != given.get(k)]
-    if current_sha256(manifest.model_sha256) != tokenizer.model_sha256:
+    if current_sha256(manifest.model_sha256) != current_sha256(tokenizer.model_sha256):
         diffs.append(f"model checksum: index {manifest.model_sha256[:12]} vs given {tokenizer.model_sha256[:12]}")
     if diffs:
         raise ValueError(f"index {path} was made by another tokenizer ({'; '.join(diffs)}); "
@@ -90,9 +90,9 @@ def tokenizer_for(manifest: IndexManifest, path: Path, device: str = "cpu") -> T
         model = packaged_model(manifest.model_sha256)  # None if no packaged model has it: refused below
         if model is None and (retired := retired_model(manifest.model_sha256)):
             raise ValueError(f"index {path} was made by the model {retired['name']} (checksum "
-                             f"{manifest.model_sha256[:12]}), which this vqgram no longer ships; rebuild it (seeded) "
-                             f"with '{retired['command']}' and write that folder as \"model_path\" in "
-                             f"{path / MANIFEST_NAME}, or index the photos again into a new index folder")
+                             f"{manifest.model_sha256[:12]}), which this vqgram no longer ships; rebuild it with "
+                             f"'{retired['command']}' and index the photos again into a new folder with --model "
+                             f"{retired['name']} (or with today's default model)")
     from ..tokenizer.encoder import Tokenizer
 
     tok = Tokenizer.from_model(model, manifest.tokenizer.kgram, manifest.tokenizer.max_size, device=device)

@@ -142,7 +142,8 @@ def retired_model(sha256: str) -> dict | None:
 
 
 def current_sha256(sha256: str) -> str:
-    """The checksum a packaged or retired model recorded as `sha256` (maybe its heads.pt's) goes by today."""
+    """The checksum a packaged or retired model recorded as `sha256` (maybe its heads.pt's) goes by today: two
+    checksums name the same model when these agree."""
     if folder := packaged_model(sha256):
         return weights_sha256(folder)
     retired = retired_model(sha256)
