@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MatryoshkaConfig, ModelConfig, from_dict, to_dict
+from ..config import ModelConfig, from_dict, to_dict
 from .backbones import create_backbone, get_spec
 from .device import autocast
 from .lift import LiftHead, check_word_count
@@ -105,17 +105,6 @@ def check_query_words(config: ModelConfig, query_words: int) -> int:
     if config.lift is None:
         raise ValueError("query words apply to lifted words; this model makes k-gram words (drop the option)")
     return check_word_count(config.lift, query_words)
-
-
-def embedding_sizes(config: ModelConfig) -> tuple[int, ...]:
-    """The widths an embedding of this model may be cut to, ascending; the last is its full width.
-
-    A lift head's PCA embedding: the default nesting sizes up to its width (PCA
-    prefixes keep the most variance); a Matryoshka head's nesting sizes (each
-    prefix was trained to be an embedding); else the pooled feature, whole."""
-    if config.lift:
-        return MatryoshkaConfig(dim=config.lift.dims).nesting
-    return tuple(config.mrl.nesting) if config.mrl else (get_spec(config.backbone).channels,)
 
 
 def stored_state(model: VQGramModel) -> dict[str, torch.Tensor]:
