@@ -50,3 +50,14 @@ def test_the_version_is_written_once():
     layers = [p for d in ("config.py", "images.py", "tokenizer", "indexer") for p in
               ((ROOT / "vqgram" / d).rglob("*.py") if d[-3:] != ".py" else [ROOT / "vqgram" / d])]
     assert not [p for p in layers if re.search(r"^from (\.\.|vqgram) import", p.read_text(), re.M)]
+
+
+def test_every_declared_package_file_exists():
+    """pyproject's package data (py.typed, the models' JSON and tensors, the page, the Java helper) names
+    files the package has, so a wheel ships what it claims."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["vqgram"]
+    assert "py.typed" in patterns
+    assert not [p for p in patterns if not list((ROOT / "vqgram").glob(p))]
