@@ -3,15 +3,12 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from vqgram.cli import main
-
-from conftest import BACKENDS
 
 
 def run(*args):
@@ -58,38 +55,6 @@ def test_words_and_info(index, queries):
     info = json.loads(run("info", index, "--json").stdout)
     assert info["documents"] == 36 and info["bytes"] > 0 and info["backend"] == "tantivy"
     assert info["manifest"]["tokenizer"]["kgram"]["kernel"] == 3
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_info_is_a_summary_read_at_a_glance(photo_index, backend):
-    from vqgram.tokenizer.weights import DEFAULT_MODEL, read_card, weights_sha256
-
-    result = run("info", photo_index(backend))
-    assert result.exit_code == 0, result.output
-    lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
-    lift = read_card(DEFAULT_MODEL)["config"]["lift"]
-    assert lines["documents"] == "36" and lines["backend"] == backend and lines["size"].endswith(" MB")
-    assert lines["model"] == f"default, checksum {weights_sha256(DEFAULT_MODEL)[:12]}"
-    assert lines["words"] == f"lifted: {lift['atoms']:,} in the vocabulary, {lift['active']} an image"
-    assert lines["embedding"].startswith(f"{lift['dims']}-d, prefixes 8, 16, ")
-    written = datetime.strptime(lines["written"][:16], "%Y-%m-%d %H:%M")
-    assert abs(datetime.now() - written) < timedelta(days=1)
-    assert ("segments" in lines) == (backend == "lucene") and len(lines) <= 9
-
-
-def test_info_names_the_packaged_model_an_old_index_was_made_with(photo_index):
-    from dataclasses import replace
-
-    from vqgram.cli.inspect import model_name
-    from vqgram.indexer.store import read_manifest
-    from vqgram.tokenizer.weights import MODELS, read_card
-
-    manifest = read_manifest(photo_index("tantivy"))
-    earlier = replace(manifest, model_sha256=read_card(MODELS / "lift-v2")["legacy_sha256"])
-    assert model_name(earlier) == "lift-v2 (packaged; the default when this index was made)"
-    retired = replace(manifest, model_sha256="cb0e7542ca82153275e60c33153fc89ea2a4ddc0efac375f1966a6e6092423e0")
-    assert model_name(retired) == "lift-v1 (no longer packaged)"
-    assert model_name(replace(manifest, model_path="/models/mine")) == "/models/mine"
 
 
 @pytest.mark.parametrize("args,message", [
