@@ -17,10 +17,12 @@ matters for exactly tied vectors at a shortlist's edge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where a scan runs, so text searches (which import FunnelStage) load no torch
+    import torch
 
 __all__ = ["FunnelStage", "FunnelIndex", "collection_stages", "prefix_normalize", "exact_search", "funnel_search"]
 
@@ -53,7 +55,7 @@ def collection_stages(n: int) -> tuple[FunnelStage, ...]:
 
 def prefix_normalize(x: np.ndarray | torch.Tensor, d: int | None = None, chunk: int = 65536) -> np.ndarray:
     """First d columns of x, each row L2-normalised (a zero row stays zero); float32, C-contiguous."""
-    x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    x = np.asarray(x)
     x = x[None, :] if x.ndim == 1 else x
     d = x.shape[1] if d is None else d
     if not 1 <= d <= x.shape[1]:
@@ -99,6 +101,8 @@ def _shortlist(scores: np.ndarray, k: int) -> np.ndarray:
 
 def _topk_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k best columns per row; a tie at the k-th place goes to the lower index."""
+    import torch
+
     n = scores.shape[1]
     if k >= n:
         return torch.arange(n).expand(scores.shape[0], n)
@@ -135,6 +139,8 @@ class FunnelIndex:
             self.prefixes[d] = prefix_normalize(self.full, d)
 
     def _prefix(self, d: int) -> torch.Tensor:
+        import torch
+
         self.add_prefix(d)
         return torch.from_numpy(self.prefixes[d])
 
@@ -146,6 +152,8 @@ class FunnelIndex:
 
         mask: a bool per row; only rows where it is True are scored (a filtered scan), and k
         shrinks to their number."""
+        import torch
+
         dim = self.dim if dim is None else dim
         k = min(k, self.n if mask is None else int(mask.sum()))
         db = self._prefix(dim)
@@ -180,6 +188,8 @@ class FunnelIndex:
         being cosines at rerank_dim (full width when None). mask: only rows
         where it is True are candidates (a filtered first stage).
         """
+        import torch
+
         rerank_dim = self.dim if rerank_dim is None else rerank_dim
         stages = list(stages)
         if not stages:

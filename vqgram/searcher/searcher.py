@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..indexer.backend import Hit, Ranking
 from ..indexer.filters import parse_filter, rows_passing
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
-from ..tokenizer.encoder import Tokenizer
-from ..tokenizer.model import check_query_words, embedding_sizes
+from ..tokenizer.embedding_sizes import embedding_sizes
 from .funnel import FunnelIndex, FunnelStage, collection_stages, prefix_normalize
 from .fusion import fuse, fuse_rankings
 from .options import OPTION_MODES, WORD_MODES, SearchOptions
 from .queries import collection_query_words, prune_by_idf, term_weights
 from .verify import Verifier
+
+if TYPE_CHECKING:  # the tokenizer (so torch) is imported where an image is encoded: text searches load no model
+    from ..tokenizer.encoder import Tokenizer
 
 def _verify_image(image: str | Path | bytes | None) -> str | Path | bytes:
     if image is None:
@@ -108,6 +111,8 @@ class Searcher:
     def check_options(self, options: SearchOptions) -> None:
         """ValueError when an embedding width the mode will use is not one the index's model nests, or the
         model cannot give a query that many words."""
+        from ..tokenizer.model import check_query_words  # here: the model's module imports torch
+
         sizes = embedding_sizes(self.handle.manifest.tokenizer.model)
         asked = [("dims", options.dims)] if options.dims is not None and options.mode in OPTION_MODES["dims"] else []
         if options.mode == "funnel":
