@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -105,3 +106,45 @@ def test_forcemerge_refuses_a_tantivy_index(tmp_path, photo_index):
     result = run("forcemerge", tantivy)
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "only Lucene indexes can be force-merged" in result.output
+
+
+@pytest.fixture
+def failing_command():
+    """A command on the real group whose body fails as a caller asks: `vqgram fail KIND`."""
+    import numpy as np
+
+    from vqgram.cli.app import friendly
+    from vqgram.config import KGramConfig
+
+    failures = {
+        "mistake": lambda: KGramConfig(kind="4d"),  # vqgram refuses a value: a user's mistake
+        "missing": lambda: open("/nonexistent/vqgram-file"),  # the environment
+        "bug": lambda: np.zeros(3).reshape(2, 2),  # a library's error vqgram did not expect
+        "lookup": lambda: [][0],  # a LookupError, but the interpreter's, not one vqgram raised
+    }
+
+    @main.command("fail")
+    @click.argument("kind")
+    @friendly
+    def fail(kind):
+        failures[kind]()
+
+    yield
+    main.commands.pop("fail")
+
+
+@pytest.mark.parametrize("kind,line", [
+    ("mistake", "error: k-gram kind '4d' is not one of '2d', '3d'"),
+    ("missing", "error: [Errno 2] No such file or directory: '/nonexistent/vqgram-file'"),
+    ("bug", "error: unexpected ValueError: cannot reshape array of size 3 into shape (2,2) (maybe a bug in "
+            "vqgram: run again with --debug, or VQGRAM_DEBUG=1, to see the traceback, and report it)"),
+    ("lookup", "error: unexpected IndexError: list index out of range (maybe a bug"),
+])
+def test_expected_errors_are_one_line_and_unexpected_ones_say_how_to_see_more(failing_command, kind, line):
+    result = run("fail", kind)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(line), result.output
+    for debug in (run("--debug", "fail", kind), CliRunner(env={"VQGRAM_DEBUG": "1"}).invoke(main, ["fail", kind])):
+        assert debug.exit_code == 1 and not isinstance(debug.exception, SystemExit)  # the error itself, traceback
+        assert type(debug.exception).__name__ in ("ValueError", "FileNotFoundError", "IndexError")
+        assert debug.exc_info[2] is not None and "error:" not in debug.output

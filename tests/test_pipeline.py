@@ -170,23 +170,25 @@ def test_vector_modes_need_an_embedding(indexed):
 
 
 def test_an_index_of_an_earlier_packaged_default_still_opens_and_grows(tmp_path, photos, queries):
-    """An index made while lift-v1 was the packaged default names "default" and lift-v1's checksum: it
-    opens with lift-v1, and a re-run of `vqgram index` without --model adds to it with lift-v1."""
+    """An index made while lift-v2 was the packaged default, when models were heads.pt files, names "default"
+    and that file's checksum: it opens with lift-v2, and a re-run of `vqgram index` without --model adds to
+    it with lift-v2."""
     import json
 
     from click.testing import CliRunner
 
     from vqgram.cli import main
     from vqgram.config import MANIFEST_NAME
-    from vqgram.tokenizer.model import DEFAULT_MODEL, weights_sha256
+    from vqgram.tokenizer.weights import DEFAULT_MODEL, read_card, weights_sha256
 
-    earlier = DEFAULT_MODEL.parent / "lift-v1"
+    earlier = DEFAULT_MODEL.parent / "lift-v2"
     assert weights_sha256(earlier) != weights_sha256(DEFAULT_MODEL)
     folder, index = tmp_path / "photos", tmp_path / "index"
     shutil.copytree(photos / "coffee", folder / "coffee")
     index_folder(folder, index, Tokenizer.from_model(earlier), workers=0, progress=False)
     manifest = json.loads((index / MANIFEST_NAME).read_text())
-    (index / MANIFEST_NAME).write_text(json.dumps({**manifest, "model_path": "default"}))
+    (index / MANIFEST_NAME).write_text(json.dumps({**manifest, "model_path": "default",
+                                                   "model_sha256": read_card(earlier)["legacy_sha256"]}))
     shutil.copytree(photos / "cat", folder / "cat")
     result = CliRunner().invoke(main, ["index", str(folder), "--index", str(index), "--workers", "0"])
     assert result.exit_code == 0, result.output

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from vqgram import KGramConfig, Tokenizer, VQConfig
-from vqgram.tokenizer.model import load_model, weights_sha256
+from vqgram.tokenizer.model import load_model
 from vqgram.tokenizer.train import CachedFeatures, distill_loss, init_from_pca, train_vq_model
 from vqgram.tokenizer.vq import VQHead
+from vqgram.tokenizer.weights import weights_sha256
 
 
 def test_train_save_load_roundtrip(tmp_path, photos, queries):

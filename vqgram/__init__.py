@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _HOME = {
     "IndexManifest": "config", "KGramConfig": "config", "MatryoshkaConfig": "config", "ModelConfig": "config",

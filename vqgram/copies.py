@@ -1,5 +1,9 @@
 """A copy-detection set: originals as queries, seeded edited copies of each as the database.
 
+Two families of edits: `EDITS` keep most of the photo (crops of 60 %, rotation, JPEG, colour, overlays...),
+`PARTIAL_EDITS` keep only a part of it (a quarter of the area enlarged, the photo pasted small into another
+one, a small rotated crop saved small and badly): what a global descriptor cannot find.
+
 `make_copies` picks originals from source folders (seeded), writes each one to
 OUT/queries/<orig>/<orig>.jpg and its edited copies to OUT/db/<orig>/<edit>.jpg,
 so the label of a copy is the original it came from (relevant = same
@@ -34,7 +38,8 @@ class Edit:
 
     name: str
     description: str
-    apply: Callable[[Image.Image, np.random.Generator], tuple[Image.Image, dict]]
+    apply: Callable[..., tuple[Image.Image, dict]]  # (image, generator[, host]) -> (edited, parameters)
+    needs_host: bool = False  # apply takes a third argument: another image to paste into
 
 
 def _crop_box(w: int, h: int, cw: int, ch: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -50,11 +55,17 @@ def crop60(img, rng):
 
 def rotate_crop(img, rng):
     angle = float(rng.uniform(7, 10) * rng.choice([-1, 1]))
+    out = _rotate_inside(img, angle)
+    return out, {"angle": round(angle, 3), "size": list(out.size)}
+
+
+def _rotate_inside(img: Image.Image, angle: float) -> Image.Image:
+    """`img` rotated by `angle` degrees about its centre, cropped to the largest upright rectangle inside."""
     w, h = img.size
     cw, ch = _inner_rect(w, h, np.radians(abs(angle)))
     rotated = img.rotate(angle, resample=Image.BICUBIC, expand=False)
     left, top = (w - cw) // 2, (h - ch) // 2
-    return rotated.crop((left, top, left + cw, top + ch)), {"angle": round(angle, 3), "size": [cw, ch]}
+    return rotated.crop((left, top, left + cw, top + ch))
 
 
 def _inner_rect(w: int, h: int, a: float) -> tuple[int, int]:
@@ -143,6 +154,37 @@ def _perspective_coeffs(out_pts: np.ndarray, in_pts: np.ndarray) -> tuple[float,
     return tuple(float(c) for c in np.linalg.solve(np.array(rows), np.array(rhs)))
 
 
+def crop25(img, rng):
+    """Half the width and height (a quarter of the area) at a seeded place, enlarged back to the original size."""
+    w, h = img.size
+    box = _crop_box(w, h, max(1, round(w / 2)), max(1, round(h / 2)), rng)
+    return img.crop(box).resize((w, h), Image.BICUBIC), {"box": box}
+
+
+def pip(img, rng, host):
+    """The original shrunk to 30-50 % of the host's side (its aspect kept) and pasted at a seeded place;
+    `rect` is where it lies in the copy's pixels."""
+    hw, hh = host.size
+    scale = float(rng.uniform(0.3, 0.5)) * min(hw / img.width, hh / img.height)
+    pw, ph = max(1, round(img.width * scale)), max(1, round(img.height * scale))
+    left, top = int(rng.integers(0, hw - pw + 1)), int(rng.integers(0, hh - ph + 1))
+    out = host.convert("RGB").copy()
+    out.paste(img.resize((pw, ph), Image.BICUBIC), (left, top))
+    return out, {"rect": [left, top, left + pw, top + ph], "scale": round(scale, 4)}
+
+
+def small_crop(img, rng):
+    """10-16 % of the area at a seeded place, rotated by 3-6 degrees (cropped inside), halved, JPEG quality 30."""
+    w, h = img.size
+    side = float(np.sqrt(rng.uniform(0.10, 0.16)))
+    box = _crop_box(w, h, max(1, round(side * w)), max(1, round(side * h)), rng)
+    angle = float(rng.uniform(3, 6) * rng.choice([-1, 1]))
+    turned = _rotate_inside(img.crop(box), angle)
+    half = (max(1, turned.width // 2), max(1, turned.height // 2))
+    return turned.resize(half, Image.BICUBIC), {"box": box, "angle": round(angle, 3), "size": list(half),
+                                                  "quality": 30}
+
+
 EDITS = (
     Edit("crop60", "a crop of 60 % of the width and height at a seeded place", crop60),
     Edit("rotate_crop", "rotation by 7-10 degrees (either way), cropped to the largest upright rectangle "
@@ -157,7 +199,25 @@ EDITS = (
     Edit("colour", "brightness x0.6-0.75 or x1.25-1.4, saturation about x0.4 or x1.8", colour),
     Edit("perspective", "a mild perspective warp: each corner pulled 3-8 % inward", perspective),
 )
-EDITS_BY_NAME = {e.name: e for e in EDITS}
+PARTIAL_EDITS = (
+    Edit("crop25", "half the width and height (a quarter of the area) at a seeded place, enlarged back", crop25),
+    Edit("pip", "the original pasted at 30-50 % of the side into another image of the sources (not an original); "
+                "`rect` records where", pip, needs_host=True),
+    Edit("small_crop", "10-16 % of the area, rotated 3-6 degrees, halved, JPEG quality 30", small_crop),
+)
+EDITS_BY_NAME = {e.name: e for e in EDITS + PARTIAL_EDITS}
+
+
+def edits_named(names: str) -> tuple[Edit, ...]:
+    """'copies' (EDITS), 'partial' (PARTIAL_EDITS) or comma-separated edit names -> those edits."""
+    sets = {"copies": EDITS, "partial": PARTIAL_EDITS}
+    if names in sets:
+        return sets[names]
+    unknown = [n for n in names.split(",") if n not in EDITS_BY_NAME]
+    if unknown or not names:
+        raise ValueError(f"unknown edit(s) {', '.join(unknown) or repr(names)}: choose 'copies', 'partial' or "
+                         f"names among {', '.join(EDITS_BY_NAME)}")
+    return tuple(EDITS_BY_NAME[n] for n in names.split(","))
 
 
 def edit_rng(seed: int, original: str, edit: str) -> np.random.Generator:
@@ -171,9 +231,15 @@ def jpeg_bytes(img: Image.Image, quality: int = QUALITY) -> bytes:
     return buf.getvalue()
 
 
-def make_copy(img: Image.Image, edit: Edit, seed: int, original: str) -> tuple[bytes, dict]:
-    """JPEG bytes of one edited copy and the parameters it used."""
-    out, params = edit.apply(img.convert("RGB"), edit_rng(seed, original, edit.name))
+def make_copy(img: Image.Image, edit: Edit, seed: int, original: str,
+              host: Image.Image | None = None) -> tuple[bytes, dict]:
+    """JPEG bytes of one edited copy and the parameters it used (`host`: the image a pasting edit pastes into)."""
+    args = (img.convert("RGB"), edit_rng(seed, original, edit.name))
+    if edit.needs_host:
+        if host is None:
+            raise ValueError(f"edit {edit.name!r} pastes into another image: give it a host")
+        args += (host,)
+    out, params = edit.apply(*args)
     return jpeg_bytes(out, params.get("quality", QUALITY)), params
 
 
@@ -182,15 +248,37 @@ def original_name(path: Path, root: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(path.relative_to(root).with_suffix("")))
 
 
-def pick_originals(sources: Sequence[Path], count: int, seed: int) -> list[tuple[Path, str]]:
-    """`count` (path, name) pairs drawn without replacement from every image below `sources` (seeded)."""
+def pick_originals(sources: Sequence[Path], count: int, seed: int
+                   ) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """`count` (path, name) pairs drawn without replacement from every image below `sources` (seeded), and the
+    images left over (the hosts a pasting edit draws from)."""
     found = [(p, (f"{Path(s).name}_" if len(sources) > 1 else "") + original_name(p, Path(s)))
              for s in sources for p in walk_images(Path(s))]
     if len(found) < count:
         raise ValueError(f"{count} originals asked for, but only {len(found)} images below "
                          f"{', '.join(map(str, sources))}")
-    picks = np.random.default_rng(seed).choice(len(found), count, replace=False)
-    return [found[i] for i in sorted(picks.tolist())]
+    picks = set(np.random.default_rng(seed).choice(len(found), count, replace=False).tolist())
+    return [found[i] for i in sorted(picks)], [p for i, (p, _) in enumerate(found) if i not in picks]
+
+
+def _read(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def _host(hosts: Sequence[Path], seed: int, original: str) -> tuple[Path, Image.Image]:
+    """The image a pasting edit of `original` pastes into: a seeded draw among the images that are not
+    originals (so no copy holds two originals); the next one if that one does not decode."""
+    if not hosts:
+        raise ValueError("a pasting edit needs images beside the originals to paste into: ask for fewer originals")
+    start = int(edit_rng(seed, original, "host").integers(len(hosts)))
+    for i in range(len(hosts)):
+        path = hosts[(start + i) % len(hosts)]
+        try:
+            return path, _read(path)
+        except DECODE_ERRORS:
+            continue
+    raise ValueError("no image to paste into decodes")
 
 
 def make_copies(sources: Sequence[Path], out: Path, originals: int = 300, seed: int = 0,
@@ -200,19 +288,20 @@ def make_copies(sources: Sequence[Path], out: Path, originals: int = 300, seed: 
     out = Path(out)
     manifest = {"seed": seed, "sources": [str(s) for s in sources],
                 "edits": {e.name: e.description for e in edits}, "originals": [], "skipped": []}
-    for path, name in pick_originals(sources, originals, seed):
+    picked, hosts = pick_originals(sources, originals, seed)
+    for path, name in picked:
         try:
-            with Image.open(path) as im:
-                img = ImageOps.exif_transpose(im).convert("RGB")
+            img = _read(path)
         except DECODE_ERRORS as exc:
             manifest["skipped"].append({"path": str(path), "reason": str(exc) or type(exc).__name__})
             continue
         _write(out / "queries" / name / f"{name}.jpg", jpeg_bytes(img))
         copies = {}
         for edit in edits:
-            data, params = make_copy(img, edit, seed, name)
+            host_path, host = _host(hosts, seed, name) if edit.needs_host else (None, None)
+            data, params = make_copy(img, edit, seed, name, host)
             _write(out / "db" / name / f"{edit.name}.jpg", data)
-            copies[edit.name] = params
+            copies[edit.name] = {**params, "host": str(host_path)} if host_path else params
         manifest["originals"].append({"name": name, "source": str(path), "size": list(img.size), "copies": copies})
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

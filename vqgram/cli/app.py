@@ -1,6 +1,17 @@
-"""The `vqgram` group, its one-line errors and the options several commands share."""
+"""The `vqgram` group, its one-line errors and the options several commands share.
+
+Every failure prints one line. An expected one names what went wrong: the
+environment's (OSError: a missing file, a full disk), or one vqgram raised on
+purpose (a `raise` of ValueError, RuntimeError or LookupError in a vqgram
+module: a user's mistake, a locked or damaged index, an engine error a
+backend translated), or an engine's own (a Lucene exception). Anything else
+(a library's error vqgram did not expect, an AssertionError) may be a bug:
+its line says so and how to see the traceback (`--debug` or VQGRAM_DEBUG=1,
+which shows every error's traceback).
+"""
 from __future__ import annotations
 
+import dis
 import functools
 import logging
 import sys
@@ -10,6 +21,9 @@ import click
 
 from ..config import KGramConfig
 from ..progress import set_progress_bars
+
+PACKAGE = str(Path(__file__).resolve().parent.parent) + "/"
+_ON_PURPOSE = (ValueError, RuntimeError, LookupError)
 
 
 class UserError(click.ClickException):
@@ -23,22 +37,52 @@ class UserError(click.ClickException):
 
 
 def friendly(fn):
-    """Turn expected failures (bad paths, bad values, locked or damaged index, an engine's own error)
-    into one-line errors."""
+    """Turn every failure of a command into one line (the module docstring says which are expected);
+    with --debug, let it through with its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise UserError(_first_line(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except Exception as exc:
-            if type(exc).__name__ != "JavaException":  # jnius: a Lucene error no backend translated
+            if _debugging():
                 raise
-            raise UserError(f"Lucene failed: {_first_line(exc)} (if an index is damaged, 'vqgram check INDEX' "
-                            "says what is wrong)") from None
+            raise UserError(one_line(exc)) from None
 
     return wrapper
+
+
+def one_line(exc: Exception) -> str:
+    """The line a failure prints: its message when expected, else its type and how to see the traceback."""
+    if expected(exc):
+        return _first_line(exc)
+    if type(exc).__name__ == "JavaException":  # jnius: a Lucene error no backend translated
+        return (f"Lucene failed: {_first_line(exc)} (if an index is damaged, 'vqgram check INDEX' says what is "
+                "wrong; --debug shows the traceback)")
+    return (f"unexpected {type(exc).__name__}: {_first_line(exc)} (maybe a bug in vqgram: run again with "
+            "--debug, or VQGRAM_DEBUG=1, to see the traceback, and report it)")
+
+
+def expected(exc: BaseException) -> bool:
+    """An OSError, or a ValueError / RuntimeError / LookupError that a raise statement in a vqgram module
+    raised (not one a library raised, nor one out of a call vqgram made into compiled code)."""
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, _ON_PURPOSE) or isinstance(exc, NotImplementedError) or exc.__traceback__ is None:
+        return False
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    in_vqgram = str(Path(code.co_filename).resolve()).startswith(PACKAGE)
+    return in_vqgram and dis.opname[code.co_code[tb.tb_lasti]] == "RAISE_VARARGS"
+
+
+def _debugging() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("debug"))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -60,7 +104,9 @@ def option_flag(ctx: click.Context, name: str) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="vqgram")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
-def main(quiet: bool) -> None:
+@click.option("--debug", is_flag=True, envvar="VQGRAM_DEBUG",
+              help="Show the traceback of an error instead of one line (also VQGRAM_DEBUG=1).")
+def main(quiet: bool, debug: bool) -> None:
     """Make images searchable with text search engines (Tantivy, Lucene)."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s",
                         stream=sys.stderr)

@@ -56,7 +56,7 @@ def eval_(db, queries, modes, backend, layout, model, kgram, kernel, padding, st
     if sweep_spec is not None:
         from ..eval.report import sweep_table
         from ..eval.sweep import KEYS, parse_grid, sweep_dims, sweep_tokenizers
-        from ..tokenizer.model import embedding_sizes
+        from ..tokenizer.embedding_sizes import embedding_sizes
 
         if queries:
             raise click.UsageError("--sweep runs leave-one-out over DB; drop --queries")

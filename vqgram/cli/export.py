@@ -11,7 +11,8 @@ from .app import friendly, main
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--to", "target", required=True, type=click.Choice(["opensearch", "elasticsearch"]))
 @click.option("--encoded", type=click.Path(exists=True), default=None,
-              help="The encoded rows the index was built from (else the indexed files are encoded again).")
+              help="The encoded rows the index was built from (a fast path; else each document's stored "
+                   "words and embedding are read from the index).")
 @click.option("--name", default=None, help="Cluster index name (default: the index folder's name).")
 @click.option("--dense-dims", type=click.IntRange(1), default=None,
               help="HNSW prefix width (default: the Lucene index's own, or 256).")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -34,17 +35,18 @@ def words(image, model, kgram, kernel, padding, stride, max_size, as_json):
 
 @main.command()
 @click.argument("index", type=click.Path())
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the facts and the whole manifest as JSON.")
 @friendly
 def info(index, as_json):
-    """Print INDEX's document count, size on disk and tokenizer configuration."""
+    """Print a summary of INDEX: documents, size, backend, model, words, embedding, when last written."""
     from ..indexer.backend import size_on_disk
     from ..indexer.store import open_index
 
     handle = open_index(Path(index))
     try:
         facts = {"path": str(handle.path), "backend": handle.manifest.backend, "documents": handle.backend.count(),
-                 "bytes": size_on_disk(handle.path), "manifest": asdict(handle.manifest)}
+                 "bytes": size_on_disk(handle.path), "written": _last_written(handle.path),
+                 "model": model_name(handle.manifest), "manifest": asdict(handle.manifest)}
         if handle.manifest.backend == "lucene":  # one HNSW graph each: `vqgram forcemerge` merges them
             facts["segments"] = handle.backend.segments()
     finally:
@@ -52,8 +54,50 @@ def info(index, as_json):
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
-    click.echo(f"index      {facts['path']}\nbackend    {facts['backend']}\ndocuments  {facts['documents']}\n"
-               f"size       {facts['bytes'] / 1e6:.1f} MB")
+    manifest = handle.manifest
+    lines = [("index", facts["path"]), ("documents", f"{facts['documents']:,}"),
+             ("size", f"{facts['bytes'] / 1e6:.1f} MB"), ("backend", facts["backend"])]
     if "segments" in facts:
-        click.echo(f"segments   {facts['segments']}")
-    click.echo("tokenizer  " + json.dumps(facts["manifest"], indent=2).replace("\n", "\n           "))
+        lines.append(("segments", f"{facts['segments']} ('vqgram forcemerge' merges them into one HNSW graph)"))
+    lines += [("model", f"{facts['model']}, checksum {manifest.model_sha256[:12]}"),
+              ("words", word_heads(manifest.tokenizer)), ("embedding", embedding_summary(manifest.tokenizer.model)),
+              ("written", f"{facts['written']} (created by vqgram {manifest.vqgram_version})")]
+    click.echo("\n".join(f"{name:<10} {value}" for name, value in lines))
+
+
+def model_name(manifest) -> str:
+    """The model an index names: its folder, or the packaged model its checksum finds (by name)."""
+    from ..tokenizer.weights import DEFAULT_MODEL, packaged_model, retired_model
+
+    if manifest.model_path != "default":
+        return manifest.model_path
+    folder = packaged_model(manifest.model_sha256)
+    if folder == DEFAULT_MODEL:
+        return "default"
+    if folder is not None:
+        return f"{folder.name} (packaged; the default when this index was made)"
+    retired = retired_model(manifest.model_sha256)
+    return f"{retired['name']} (no longer packaged)" if retired else "an unknown packaged default"
+
+
+def word_heads(config) -> str:
+    """The word head of a tokenizer config: its vocabulary and words an image."""
+    model = config.model
+    if model.lift:
+        return f"lifted: {model.lift.atoms:,} in the vocabulary, {model.lift.active} an image"
+    k = config.kgram
+    return (f"{k.kind} k-grams: {model.vq.heads} heads x {k.kernel}x{k.kernel} offsets x {model.vq.codebook_size} "
+            f"codes, stride {k.stride}, padding {k.padding}, images at {config.max_size} px")
+
+
+def embedding_summary(model) -> str:
+    from ..tokenizer.embedding_sizes import embedding_sizes
+
+    sizes = embedding_sizes(model)
+    return f"{sizes[-1]}-d" + (f", prefixes {', '.join(map(str, sizes[:-1]))}" if len(sizes) > 1 else "")
+
+
+def _last_written(path: Path) -> str:
+    """When the engine last wrote a file of the index (local time, to the minute)."""
+    newest = max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=0.0)
+    return datetime.fromtimestamp(newest).strftime("%Y-%m-%d %H:%M")

@@ -4,27 +4,23 @@ OUT/index.json is the create-index body (PUT /NAME with it); OUT/bulk-NNNNN.ndjs
 hold the documents as bulk actions (POST /_bulk with each, or the clients'
 bulk helpers), `batch` documents per file.
 
-The engines keep word counts in their postings, not as stored text, so the
-words come either from the encoded rows the index was built from (`encoded`:
-fast, what a cluster path uses) or by encoding the indexed files again with
-the index's own tokenizer; a file that is gone or changed since indexing is
-named and left out.
+Each document comes from the index alone, as its engine stores it
+(`Backend.stored_documents`: metadata, words text, embedding), so no photo and
+no model is needed, or from the encoded rows the index was built from
+(`encoded`: a fast path for a cluster pipeline that has them).
 """
 from __future__ import annotations
 
 import json
-import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..images import ImageFile, probe
 from ..indexer.rowfiles import iter_records, open_rows
-from ..indexer.rows import BadRow, EncodedRow, parse_row, rows_from_batch
-from ..indexer.store import IndexHandle, check_tokenizer, open_index, tokenizer_for
+from ..indexer.rows import BadRow, parse_row
+from ..indexer.store import IndexHandle, check_tokenizer, open_index
 from .cluster import VectorSpec, bulk_actions, index_body
-
-log = logging.getLogger("vqgram")
 
 
 @dataclass
@@ -51,14 +47,14 @@ def export_index(index: str | Path, target: str, out: str | Path, *, encoded: st
     handle = open_index(index)
     try:
         report = ExportReport()
-        rows = _rows_from_file(handle, encoded, report) if encoded else _rows_by_encoding(handle, report)
+        records = _encoded_records(handle, encoded, report) if encoded else _stored_records(handle, report)
         out.mkdir(parents=True, exist_ok=True)
         spec, lines, part = None, [], 0
-        for row in rows:
+        for record in records:
             if spec is None:
-                spec = vector_spec(handle, len(row.vector), dense_dims)
+                spec = vector_spec(handle, len(record["vector"]), dense_dims)
                 index_body(target, spec)  # checks the target before any file is written
-            action, source = bulk_actions(name, {**row.to_record(), "words": row.words}, spec)
+            action, source = bulk_actions(name, record, spec)
             lines += [json.dumps(action), json.dumps(source)]
             report.documents += 1
             if len(lines) >= 2 * batch:
@@ -80,7 +76,21 @@ def _write(out: Path, part: int, lines: list[str]) -> str:
     return str(path)
 
 
-def _rows_from_file(handle: IndexHandle, encoded, report: ExportReport) -> Iterator[EncodedRow]:
+def _stored_records(handle: IndexHandle, report: ExportReport) -> Iterator[dict]:
+    """Each document as its engine stores it, as an encoded-row record (words as {word: count}); every
+    stored field of `ImageDoc` is carried over."""
+    for doc in handle.backend.stored_documents():
+        if doc.words is None:
+            raise ValueError(f"index {handle.path} does not store its words (made by an older vqgram); export it "
+                             "with --encoded ROWS, or index the folder again into a new index folder")
+        if doc.vector is None:
+            report.skipped.append(f"{doc.path}: no embedding")
+            continue
+        yield {**vars(doc), "words": Counter(doc.words.split())}
+
+
+def _encoded_records(handle: IndexHandle, encoded, report: ExportReport) -> Iterator[dict]:
+    """The rows the index was built from that it still holds, as records (words as {word: count})."""
     source = open_rows(encoded)
     if source.encoded_by is None:
         raise ValueError(f"{encoded} does not say which tokenizer encoded it; export without --encoded")
@@ -94,24 +104,5 @@ def _rows_from_file(handle: IndexHandle, encoded, report: ExportReport) -> Itera
             continue
         if row.id in indexed:  # rows the index dropped (duplicates, later removals) stay out
             indexed.discard(row.id)
-            yield row
+            yield {**row.to_record(), "words": row.words}
 
-
-def _rows_by_encoding(handle: IndexHandle, report: ExportReport, batch: int = 256) -> Iterator[EncodedRow]:
-    tokenizer = tokenizer_for(handle.manifest, handle.path)
-    stored = sorted(handle.backend.stored().values(), key=lambda m: m.path)
-    for s in range(0, len(stored), batch):
-        metas = stored[s:s + batch]
-        labels = {h.id: h.label for h in handle.backend.lookup([m.id for m in metas], [0.0] * len(metas))}
-        files: list[ImageFile] = []
-        for m in metas:
-            item = probe(Path(m.path), Path(m.path).parent)
-            if not isinstance(item, ImageFile) or item.sha != m.id:
-                reason = "gone or unreadable" if not isinstance(item, ImageFile) else "changed since indexing"
-                log.warning("left out %s: %s", m.path, reason)
-                report.skipped.append(f"{m.path}: {reason}")
-                continue
-            files.append(ImageFile(item.path, labels.get(m.id, ""), item.width, item.height, m.mtime, m.size, m.id))
-        for ok, encoded, bad in tokenizer.encode_files(files, workers=0):
-            report.skipped += [f"{files[i].path}: {reason}" for i, reason in bad]
-            yield from rows_from_batch(files, ok, encoded, tokenizer.vocabulary) if ok else ()

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import KGramConfig
+from ..tokenizer.embedding_sizes import embedding_sizes
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
-from ..tokenizer.model import VQGramModel, embedding_sizes
+from ..tokenizer.model import VQGramModel
 from ..tokenizer.train import cache_features, fit_vq, scan_folder
 from .runner import evaluate
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Iterable, Protocol, Sequence, TypeVar
+from typing import Callable, ClassVar, Iterable, Iterator, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -206,6 +206,10 @@ class Backend(Protocol):
 
     def documents(self) -> DocTable:
         """The metadata of every committed document (read once per commit)."""
+
+    def stored_documents(self) -> Iterator[ImageDoc]:
+        """Every committed document as it was added (metadata, words text, embedding), read from its stored
+        fields one at a time (an export needs no photo; words None in an index made before they were stored)."""
 
     def stored_words(self, doc_id: str) -> str:
         """The words text a document was indexed with (to search by an indexed image); KeyError for an

@@ -10,7 +10,7 @@ Fields of one document (built in lucene_documents):
   path      StringField, stored
   label     StringField, stored (so `label:n01440764` works)
   width, height   IntPoint + stored;  size  LongPoint + stored;  mtime  DoublePoint + stored
-  words     whitespace-analyzed, DOCS_AND_FREQS, norms, not stored
+  words     whitespace-analyzed, DOCS_AND_FREQS, norms, stored (a query by an indexed image; export)
   nwords    NUMERIC doc values: the number of distinct words (for Jaccard)
   vector    KnnFloatVectorField, DOT_PRODUCT, on the first `dense_dims` dims renormalised
   embedding stored bytes: the full float32 little-endian embedding (exact search, rerank)
@@ -24,7 +24,7 @@ searchers and caches); this module ties them into the Backend protocol.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -374,6 +374,10 @@ class LuceneBackend:
         known = [(docid_of[i], float(score)) for i, score in zip(ids, scores) if i in docid_of]
         hits = snap.hits_of([d for d, _ in known], [s for _, s in known])
         return rank(hits, len(hits))
+
+    def stored_documents(self) -> Iterator[ImageDoc]:
+        """Every committed document as it was added (metadata, words text, embedding), from its stored fields."""
+        return self._snapshot.stored_documents(self.settings.vector_dims)
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """(ids, float32 matrix n x D): the full embedding of every committed document that has one,

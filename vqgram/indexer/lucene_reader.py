@@ -6,13 +6,13 @@ the next snapshot, so nothing read here can mix two commits.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from vqgram.cores import usable_cores
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import DocMeta, DocTable, Hit, embedding_matrix, rank
+from vqgram.indexer.backend import DocMeta, DocTable, Hit, ImageDoc, embedding_matrix, rank
 
 SIMILARITIES = ("bm25", "tfidf", "jaccard")
 # Lucene's BM25 defaults, which are also Tantivy's: comparisons between the two
@@ -213,19 +213,24 @@ class LuceneSnapshot:
         ids, docids, rows = [], [], []
         for i in self.live_docs():
             d = sf.document(i)
-            ref = d.getBinaryValue("embedding")
-            if ref is None:
+            raw = _embedding_bytes(d, vector_dims)
+            if raw is None:
                 continue
-            # a stored field read back is a BytesRef over its own array (offset 0);
-            # ByteArray.tostring() copies it at once, bytes(...) would go byte by byte
-            raw = ref.bytes.tostring()
-            if len(raw) != 4 * (vector_dims or 0):
-                raw = raw[ref.offset : ref.offset + ref.length]
             ids.append(d.get("id"))
             docids.append(i)
             rows.append(raw)
         self._docids = dict(zip(ids, docids))
         return ids, embedding_matrix(rows, vector_dims or 0)
+
+    def stored_documents(self, vector_dims: int | None) -> Iterator[ImageDoc]:
+        """Every live document as it was added, from its stored fields (one JNI call a document)."""
+        sf = self.reader.storedFields()
+        for i in self.live_docs():
+            d = sf.document(i)
+            raw = _embedding_bytes(d, vector_dims)
+            yield ImageDoc(id=d.get("id"), path=d.get("path"), label=d.get("label"), width=int(d.get("width")),
+                           height=int(d.get("height")), mtime=float(d.get("mtime")), size=int(d.get("size")),
+                           words=d.get("words"), vector=None if raw is None else embedding_matrix([raw], 0)[0])
 
     def docids(self) -> dict[str, int]:
         """id -> doc number of every live document with an embedding (read once per snapshot)."""
@@ -234,3 +239,14 @@ class LuceneSnapshot:
             docs = ((i, sf.document(i)) for i in self.live_docs())
             self._docids = {d.get("id"): i for i, d in docs if d.getBinaryValue("embedding") is not None}
         return self._docids
+
+
+def _embedding_bytes(document: Any, vector_dims: int | None) -> bytes | None:
+    """A stored document's embedding bytes (float32 little-endian), None when it has none."""
+    ref = document.getBinaryValue("embedding")
+    if ref is None:
+        return None
+    # a stored field read back is a BytesRef over its own array (offset 0);
+    # ByteArray.tostring() copies it at once, bytes(...) would go byte by byte
+    raw = ref.bytes.tostring()
+    return raw if len(raw) == 4 * (vector_dims or 0) else raw[ref.offset : ref.offset + ref.length]

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import __version__
 from ..config import TokenizerConfig, from_dict, to_dict
+from ..version import __version__
 from .backend import ImageDoc
 
 REQUIRED = ("id", "path", "words", "vector")

@@ -11,12 +11,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import __version__
 from ..config import MANIFEST_NAME, IndexManifest, load_json, save_json, to_dict
-from ..tokenizer.encoder import Tokenizer
-from ..tokenizer.model import DEFAULT_MODEL, packaged_model, weights_sha256
+from ..tokenizer.weights import DEFAULT_MODEL, current_sha256, packaged_model, retired_model, weights_sha256
+from ..version import __version__
 from .backend import Backend
+
+if TYPE_CHECKING:  # the tokenizer (so torch) is imported only where a model is loaded: index-only commands skip it
+    from ..tokenizer.encoder import Tokenizer
 
 BACKENDS = ("tantivy", "lucene")
 
@@ -71,7 +74,7 @@ def check_tokenizer(manifest: IndexManifest, tokenizer: Tokenizer, path: Path) -
     """Raise ValueError naming the differing settings if `tokenizer` did not make this index."""
     made, given = to_dict(manifest.tokenizer), to_dict(tokenizer.config)
     diffs = [f"{k}: index {made[k]} vs given {given[k]}" for k in made if made[k] != given.get(k)]
-    if manifest.model_sha256 != tokenizer.model_sha256:
+    if current_sha256(manifest.model_sha256) != current_sha256(tokenizer.model_sha256):
         diffs.append(f"model checksum: index {manifest.model_sha256[:12]} vs given {tokenizer.model_sha256[:12]}")
     if diffs:
         raise ValueError(f"index {path} was made by another tokenizer ({'; '.join(diffs)}); "
@@ -80,10 +83,18 @@ def check_tokenizer(manifest: IndexManifest, tokenizer: Tokenizer, path: Path) -
 
 def tokenizer_for(manifest: IndexManifest, path: Path, device: str = "cpu") -> Tokenizer:
     """The tokenizer the manifest names (the same model and k-gram settings), checked against it; an
-    index made by an earlier packaged default gets that model, kept in the package beside today's."""
+    index made by an earlier packaged default gets that model, kept in the package beside today's (found by
+    its checksum, maybe its heads.pt's); one whose model was retired from the package says how to rebuild it."""
     model = None if manifest.model_path == "default" else manifest.model_path
-    if model is None and manifest.model_sha256 != weights_sha256(DEFAULT_MODEL):
+    if model is None and current_sha256(manifest.model_sha256) != weights_sha256(DEFAULT_MODEL):
         model = packaged_model(manifest.model_sha256)  # None if no packaged model has it: refused below
+        if model is None and (retired := retired_model(manifest.model_sha256)):
+            raise ValueError(f"index {path} was made by the model {retired['name']} (checksum "
+                             f"{manifest.model_sha256[:12]}), which this vqgram no longer ships; rebuild it with "
+                             f"'{retired['command']}' and index the photos again into a new folder with --model "
+                             f"{retired['name']} (or with today's default model)")
+    from ..tokenizer.encoder import Tokenizer
+
     tok = Tokenizer.from_model(model, manifest.tokenizer.kgram, manifest.tokenizer.max_size, device=device)
     check_tokenizer(manifest, tok, path)
     return tok

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar, Iterable, Sequence
+from typing import ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 import tantivy
@@ -176,12 +176,19 @@ class TantivyBackend:
         searcher = self._searcher
         return {w: searcher.doc_freq("words", w) for w in words}
 
-    def _all_docs(self) -> list[tantivy.Document]:
+    def _all_docs(self) -> Iterator[tantivy.Document]:
         searcher = self._searcher
         if searcher.num_docs == 0:
-            return []
+            return iter(())
         result = searcher.search(tantivy.Query.all_query(), limit=searcher.num_docs, count=False)
-        return [searcher.doc(addr) for _score, addr in result.hits]
+        return (searcher.doc(addr) for _score, addr in result.hits)
+
+    def stored_documents(self) -> Iterator[ImageDoc]:
+        """Every committed document as it was added (metadata, words text, embedding), from its stored fields."""
+        for d in self._all_docs():
+            raw = d.get_first("embedding")
+            yield ImageDoc(**{f: d.get_first(f) for f in (*TEXT_FIELDS, *INT_FIELDS, "mtime", "words")},
+                           vector=None if raw is None else embedding_matrix([raw], 0)[0])
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """Every committed document's embedding, read from this snapshot's stored fields, in id order."""

@@ -6,17 +6,19 @@ by (-score, row); a tie at the k-th place goes to the lower row.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where a scan runs, so text searches (which import this module) load no torch
+    import torch
 
 __all__ = ["ExactIndex", "prefix_normalize", "top_by_score"]
 
 
 def prefix_normalize(x: np.ndarray | torch.Tensor, d: int | None = None, chunk: int = 65536) -> np.ndarray:
     """First d columns of x, each row L2-normalised (a zero row stays zero); float32, C-contiguous."""
-    x = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    x = np.asarray(x)
     x = x[None, :] if x.ndim == 1 else x
     d = x.shape[1] if d is None else d
     if not 1 <= d <= x.shape[1]:
@@ -37,6 +39,8 @@ def top_by_score(s: np.ndarray, i: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 def _topk_exact(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the k best columns per row; a tie at the k-th place goes to the lower index."""
+    import torch
+
     n = scores.shape[1]
     if k >= n:
         return torch.arange(n).expand(scores.shape[0], n)
@@ -84,6 +88,8 @@ class ExactIndex:
 
         mask: a bool per row; only rows where it is True are scored (a filtered scan), and k
         shrinks to their number."""
+        import torch
+
         dim = self.dim if dim is None else dim
         k = min(k, self.n if mask is None else int(mask.sum()))
         db = torch.from_numpy(self.prefix(dim))

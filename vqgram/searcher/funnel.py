@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from .exact import ExactIndex, prefix_normalize, top_by_score
 
@@ -92,6 +91,8 @@ def funnel_search(
     being cosines at rerank_dim (full width when None). mask: only rows
     where it is True are candidates (a filtered first stage).
     """
+    import torch  # here: text searches import this module (FunnelStage) and load no torch
+
     rerank_dim = index.dim if rerank_dim is None else rerank_dim
     stages = list(stages)
     if not stages:

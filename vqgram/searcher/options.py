@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..config import ModelConfig
 from ..indexer.filters import Filter, parse_filter
-from ..tokenizer.model import check_query_words, embedding_sizes
+from ..tokenizer.embedding_sizes import embedding_sizes
 from .funnel import FunnelStage, collection_stages
 from .fusion import DEFAULT_WEIGHTS
 
@@ -89,6 +89,8 @@ def unused_options(names, mode: str, backend: str) -> list[tuple[str, str]]:
 def check_against_model(options: SearchOptions, model: ModelConfig) -> None:
     """ValueError when an embedding width the mode will use is not one `model` nests, or the model cannot
     give a query that many words."""
+    from ..tokenizer.model import check_query_words  # here: the model's module imports torch
+
     sizes = embedding_sizes(model)
     asked = [("dims", options.dims)] if options.dims is not None and options.mode in OPTION_MODES["dims"] else []
     if options.mode == "funnel":

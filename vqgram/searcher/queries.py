@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 from ..config import LiftConfig
-from ..tokenizer.lift import max_word_count
 from .options import WORD_MODES
 
 # An image query of a word mode takes twice the model's words (multiple assignment: an indexed image's words
@@ -21,6 +20,8 @@ def collection_query_words(lift: LiftConfig | None, mode: str, n_docs: int) -> i
     """The default number of lifted words of an image query in `mode` on `n_docs` documents, or None for the
     model's own (also for a model without lifted words: `lift` None). Twice an indexed image's words, or as
     many as the lift head can give where that is fewer."""
+    from ..tokenizer.lift import max_word_count  # here: the lift head's module imports torch
+
     if lift is None or mode not in WORD_MODES or n_docs > MORE_QUERY_WORDS_UP_TO:
         return None
     return min(2 * lift.active, max_word_count(lift))

@@ -9,19 +9,22 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..indexer.backend import Hit, Ranking
 from ..indexer.filters import parse_filter
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
-from ..tokenizer.encoder import Tokenizer
 from .options import WORD_MODES, SearchOptions, check_against_model
 from .queries import collection_query_words
 from .rankers import (DenseRanker, FunnelRanker, FusedRanker, Query, Ranker, Run, VerifiedRanker, WordsRanker,
                       hits_of)
 from .vectors import IndexVectors
 from .verify import Verifier
+
+if TYPE_CHECKING:  # the tokenizer (so torch) is imported where an image is encoded: text searches load no model
+    from ..tokenizer.encoder import Tokenizer
 
 
 class Searcher:

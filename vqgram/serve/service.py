@@ -27,7 +27,7 @@ from ..images import DECODE_ERRORS
 from ..indexer.backend import DocTable, Hit
 from ..searcher.options import MODES, OPTION_MODES, SearchOptions, unused_options
 from ..searcher.searcher import Searcher
-from ..tokenizer.model import embedding_sizes
+from ..tokenizer.embedding_sizes import embedding_sizes
 
 T = TypeVar("T")
 

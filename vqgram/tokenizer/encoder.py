@@ -15,11 +15,13 @@ import torch
 from ..config import KGramConfig, TokenizerConfig
 from ..images import ImageFile, load_resized, to_tensor
 from .device import resolve_device, reuse_freed_memory
+from .embedding_sizes import embedding_sizes
 from .feature_cache import FeatureCache, default_root, feature_maps
 from .kgrams import KGramWords
 from .lift import LiftedWords
-from .model import DEFAULT_MODEL, VQGramModel, embedding_sizes, load_model, weights_sha256
+from .model import VQGramModel, load_model
 from .vocabulary import Vocabulary
+from .weights import DEFAULT_MODEL, weights_sha256
 
 
 class Encoded(NamedTuple):

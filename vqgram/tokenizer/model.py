@@ -1,14 +1,12 @@
 """A trained vqgram model: a frozen backbone plus its heads, saved as a small folder.
 
-A model folder holds `heads.pt` (head weights only; the backbone comes from the
-registry) and `model.json` (the ModelConfig and a card saying what the heads
-were trained on and how). The checksum of `heads.pt` goes into every index
-manifest, so an index knows exactly which model made its words.
+A model folder holds `model.json` (the ModelConfig, a card saying what the
+heads were trained on and how, and the head tensors it stores: weights.py);
+the backbone comes from the registry. The model's checksum goes into every
+index manifest, so an index knows exactly which model made its words.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -16,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MatryoshkaConfig, ModelConfig, from_dict, to_dict
+from ..config import ModelConfig, from_dict, to_dict
 from .backbones import create_backbone, get_spec
 from .device import autocast
 from .lift import LiftHead, check_word_count
 from .matryoshka import MatryoshkaHead
+from .weights import DEFAULT_MODEL, read_card, read_weights, write_weights
 
 # Saved with a model: everything but the backbone (from the registry) and the
 # Matryoshka head's per-prefix classifiers (needed for training only).
@@ -31,10 +30,6 @@ _NOT_SAVED = ("backbone.", "mrl.classifier")
 # of a model's bytes, where half precision moves cosines by ~1e-4. The VQ head stays float32: a rounding
 # there could flip a code, so a word.
 _HALF_PRECISION = ("mrl.proj.", "lift.basis", "lift.residual.")
-
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
-WEIGHTS_NAME = "heads.pt"
-CARD_NAME = "model.json"
 
 
 class ModelOutput(NamedTuple):
@@ -112,46 +107,15 @@ def check_query_words(config: ModelConfig, query_words: int) -> int:
     return check_word_count(config.lift, query_words)
 
 
-def embedding_sizes(config: ModelConfig) -> tuple[int, ...]:
-    """The widths an embedding of this model may be cut to, ascending; the last is its full width.
-
-    A lift head's PCA embedding: the default nesting sizes up to its width (PCA
-    prefixes keep the most variance); a Matryoshka head's nesting sizes (each
-    prefix was trained to be an embedding); else the pooled feature, whole."""
-    if config.lift:
-        return MatryoshkaConfig(dim=config.lift.dims).nesting
-    return tuple(config.mrl.nesting) if config.mrl else (get_spec(config.backbone).channels,)
+def stored_state(model: VQGramModel) -> dict[str, torch.Tensor]:
+    """The head tensors as a model folder stores them (some in half precision)."""
+    return {k: v.half() if k.startswith(_HALF_PRECISION) else v for k, v in model.heads_state().items()}
 
 
 def save_model(model: VQGramModel, folder: Path, card: dict) -> Path:
-    """Write heads.pt and model.json into `folder` (created if missing)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.half() if k.startswith(_HALF_PRECISION) else v for k, v in model.heads_state().items()}
-    torch.save(state, folder / WEIGHTS_NAME)
-    meta = {"config": to_dict(model.config), "card": card, "sha256": weights_sha256(folder)}
-    (folder / CARD_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return folder
-
-
-def weights_sha256(folder: Path) -> str:
-    return hashlib.sha256((Path(folder) / WEIGHTS_NAME).read_bytes()).hexdigest()
-
-
-def packaged_model(sha256: str) -> Path | None:
-    """The packaged model folder whose heads have checksum `sha256`, if any: an index made while another
-    packaged model was the default names "default" and that model's checksum."""
-    for folder in sorted(DEFAULT_MODEL.parent.iterdir()):
-        if (folder / WEIGHTS_NAME).is_file() and weights_sha256(folder) == sha256:
-            return folder
-    return None
-
-
-def read_card(folder: Path) -> dict:
-    path = Path(folder) / CARD_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"not a vqgram model folder (no {CARD_NAME}): {folder}")
-    return json.loads(path.read_text())
+    """Write the model's tensors and model.json into `folder` (created if missing)."""
+    write_weights(folder, stored_state(model), {"config": to_dict(model.config), "card": card})
+    return Path(folder)
 
 
 def load_model(folder: Path | str | None = None) -> VQGramModel:
@@ -159,8 +123,7 @@ def load_model(folder: Path | str | None = None) -> VQGramModel:
     folder = Path(folder) if folder else DEFAULT_MODEL
     meta = read_card(folder)
     model = VQGramModel(from_dict(ModelConfig, meta["config"]))
-    heads = torch.load(folder / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(heads, strict=False)
+    missing, unexpected = model.load_state_dict(read_weights(folder), strict=False)
     missing = [k for k in missing if not k.startswith(_NOT_SAVED)]
     if missing or unexpected:
         raise ValueError(f"model folder {folder} does not match its config: missing {missing}, unexpected {unexpected}")
