@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vqgram.images import walk_images
+from vqgram.images import label_of, walk_images
 
 log = logging.getLogger("vqgram")
 
@@ -138,10 +138,8 @@ def load_dataset(
 
 
 def _folder_items(folder: Path) -> tuple[Item, ...]:
-    # The label is the immediate parent folder's name, as vqgram.images.probe gives it.
-    return tuple(
-        Item(str(p), p.parent.name if p.parent != folder else "") for p in walk_images(folder)
-    )
+    """Every image below `folder`, labelled as the indexer labels it."""
+    return tuple(Item(str(p), label_of(p, folder)) for p in walk_images(folder))
 
 
 def load_folder(folder: Path, queries: Path | None = None, name: str | None = None,
