@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from vqgram.images import DECODE_ERRORS, load_rgb
+from vqgram.files import write_atomic
+from vqgram.images import DECODE_ERRORS, thumbnail_jpeg
 
 log = logging.getLogger("vqgram")
 
@@ -323,9 +324,7 @@ def _thumbnail(folder: Path, image: str, size: int) -> str | None:
         key = f"{os.path.abspath(image)}:{os.path.getmtime(image)}:{size}"
         rel = f"thumbs/{hashlib.sha1(key.encode()).hexdigest()[:16]}.jpg"
         if not (folder / rel).exists():
-            img = load_rgb(image)
-            img.thumbnail((size, size))
-            img.save(folder / rel, "JPEG", quality=85)
+            write_atomic(folder / rel, thumbnail_jpeg(image, size))
         return rel
     except DECODE_ERRORS as exc:
         log.warning("example image %s not shown: %s", image, exc)

@@ -52,12 +52,17 @@ class Hit:
     height: int
     inliers: int | None = None  # geometric verification's evidence, when the search asked for it (--verify)
 
-    def to_json(self) -> dict:
-        """The hit as JSON fields; `inliers` only where verification counted them."""
-        fields = asdict(self)
-        if self.inliers is None:
+
+def hits_json(hits: Sequence[Hit]) -> list[dict]:
+    """Hits as JSON objects (`vqgram search --json`, the serve API): rank from 1, then the fields;
+    `inliers` only where verification counted them."""
+    out = []
+    for rank, hit in enumerate(hits, 1):
+        fields = {"rank": rank, **asdict(hit)}
+        if hit.inliers is None:
             del fields["inliers"]
-        return fields
+        out.append(fields)
+    return out
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,22 @@ option, so an option a mode would ignore is refused rather than silently dropped
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..indexer.filters import Filter, parse_filter
-from .funnel import FunnelStage
 from .fusion import DEFAULT_WEIGHTS
+
+if TYPE_CHECKING:  # funnel.py brings torch; the CLI reads the modes here without it
+    from .funnel import FunnelStage
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
 MODES = WORD_MODES + ("dense", "hybrid", "funnel")
+LUCENE_MODES = ("tfidf", "jaccard")  # Tantivy ranks words by BM25 (k1 1.2, b 0.75) only
+
+
+def backend_modes(backend: str) -> tuple[str, ...]:
+    """The modes an index of `backend` answers."""
+    return MODES if backend == "lucene" else tuple(m for m in MODES if m not in LUCENE_MODES)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 
 from ..images import DECODE_ERRORS
-from ..indexer.backend import DocTable, Hit
-from ..searcher.options import MODES, OPTION_MODES, SearchOptions, unused_options
+from ..indexer.backend import DocTable, Hit, hits_json
+from ..searcher.options import OPTION_MODES, SearchOptions, backend_modes, unused_options
 from ..searcher.searcher import Searcher
 from ..tokenizer.model import embedding_sizes
 
@@ -60,10 +60,6 @@ class Limits:
     verify: int = MAX_VERIFY
 
 
-def hits_json(hits: list[Hit]) -> list[dict]:
-    return [{"rank": r, **h.to_json()} for r, h in enumerate(hits, 1)]
-
-
 class SearchService:
     """An index opened for serving: searches by upload, text and indexed image, and document lookups."""
 
@@ -83,9 +79,8 @@ class SearchService:
 
     def info(self) -> dict:
         manifest = self.searcher.handle.manifest
-        modes = [m for m in MODES if self.backend_name == "lucene" or m not in ("tfidf", "jaccard")]
         lift = manifest.tokenizer.model.lift
-        return {"documents": len(self.documents), "backend": self.backend_name, "modes": modes,
+        return {"documents": len(self.documents), "backend": self.backend_name, "modes": list(backend_modes(self.backend_name)),
                 "dims": list(embedding_sizes(manifest.tokenizer.model)), "model": manifest.model_path,
                 "model_sha256": manifest.model_sha256, "tokenizer": asdict(manifest.tokenizer.kgram),
                 "words_per_image": lift.active if lift is not None else None,  # None: no query_words option
@@ -96,8 +91,9 @@ class SearchService:
     def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None,
                 verify: int = 0, query_words: int | None = None) -> SearchOptions:
         """SearchOptions from request fields; ValueError (one line) for a bad mode, filter, width or depth."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        modes = backend_modes(self.backend_name)
+        if mode not in modes:
+            raise ValueError(f"unknown mode {mode!r} for a {self.backend_name} index; choose one of: {', '.join(modes)}")
         given = [name for name, value in (("dims", dims), ("query_words", query_words)) if value is not None]
         unused = unused_options(given, mode, self.backend_name)
         if unused:
