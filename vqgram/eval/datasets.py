@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -170,6 +171,22 @@ def load_folder(folder: Path, queries: Path | None = None, name: str | None = No
     )
 
 
+def without(dataset: Dataset, paths: Collection[str]) -> Dataset:
+    """The dataset without the images at `paths` (those the indexer skipped, query images that did not
+    decode), so every stage scores the same images: database positions, query ids and sub-ranges renumbered."""
+    gone = set(paths)
+    if not gone:
+        return dataset
+    keep = [i for i, item in enumerate(dataset.items) if item.path not in gone]
+    position = {old: new for new, old in enumerate(keep)}
+    query_ids = None if dataset.query_ids is None else tuple(position[i] for i in dataset.query_ids if i in position)
+    queries = None if dataset.queries is None else tuple(q for q in dataset.queries if q.path not in gone)
+    subsets = {name: range(bisect_left(keep, r.start), bisect_left(keep, r.stop))
+               for name, r in dataset.subsets.items()}
+    return replace(dataset, items=tuple(dataset.items[i] for i in keep), queries=queries, query_ids=query_ids,
+                   subsets=subsets)
+
+
 def sample_queries(dataset: Dataset, count: int, seed: int = 0) -> Dataset:
     """The dataset with at most `count` of its queries, drawn without replacement (seeded), kept in order."""
     if dataset.subsets:
@@ -230,10 +247,14 @@ def _gpr_subsets(cats: np.ndarray, per_subset: int) -> dict[str, range]:
 
 
 def query_plan(dataset: Dataset) -> QueryPlan:
-    """Queries, self-exclusion, label codes and R for `dataset` (see QueryPlan)."""
+    """Queries, self-exclusion, label codes and R for `dataset` (see QueryPlan); ValueError naming the folder
+    when it leaves no query."""
     in_db = dataset.queries is None
     ids = np.arange(len(dataset.items)) if dataset.query_ids is None else np.array(dataset.query_ids, np.int64)
     queries = tuple(dataset.items[i] for i in ids) if in_db else dataset.queries
+    if not queries:
+        raise ValueError(f"no query images in {dataset.root if in_db else dataset.query_root} (none found, or none "
+                         "readable); give a folder of images to query with")
     codes = {label: i for i, label in enumerate(sorted({i.label for i in dataset.items + queries} - {""}))}
     db_labels = np.array([codes.get(i.label, UNLABELLED_DB) for i in dataset.items], dtype=np.int64)
     query_labels = np.array([codes.get(i.label, UNLABELLED_QUERY) for i in queries], dtype=np.int64)

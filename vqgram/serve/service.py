@@ -93,7 +93,8 @@ class SearchService:
         """SearchOptions from request fields; ValueError (one line) for a bad mode, filter, width or depth."""
         modes = backend_modes(self.backend_name)
         if mode not in modes:
-            raise ValueError(f"unknown mode {mode!r} for a {self.backend_name} index; choose one of: {', '.join(modes)}")
+            raise ValueError(f"unknown mode {mode!r} for a {self.backend_name} index; choose one of: "
+                             f"{', '.join(modes)}")
         given = [name for name, value in (("dims", dims), ("query_words", query_words)) if value is not None]
         unused = unused_options(given, mode, self.backend_name)
         if unused:
