@@ -212,6 +212,14 @@ class Backend(Protocol):
     def documents(self) -> DocTable:
         """The metadata of every committed document (read once per commit)."""
 
+    def label_counts(self) -> dict[str, int]:
+        """label -> how many committed documents have it, counted by the engine over its `label` terms
+        (deleted documents not counted, though a term's doc freq still includes them); "" left out."""
+
+    def refresh(self) -> bool:
+        """Move the reader to the index's last commit when another process (a running `vqgram index`) has
+        made a newer one; True when it moved. This backend's own commits are seen at once without it."""
+
     def stored_words(self, doc_id: str) -> str:
         """The words text a document was indexed with (to search by an indexed image); KeyError for an
         unknown id, ValueError for an index made before words were stored."""
