@@ -53,11 +53,11 @@ class Hit:
     inliers: int | None = None  # geometric verification's evidence, when the search asked for it (--verify)
 
 
-def hits_json(hits: Sequence[Hit]) -> list[dict]:
-    """Hits as JSON objects (`vqgram search --json`, the serve API): rank from 1, then the fields;
-    `inliers` only where verification counted them."""
+def hits_json(hits: Sequence[Hit], start: int = 1) -> list[dict]:
+    """Hits as JSON objects (`vqgram search --json`, the serve API): their rank (from `start`), then the
+    fields; `inliers` only where verification counted them."""
     out = []
-    for rank, hit in enumerate(hits, 1):
+    for rank, hit in enumerate(hits, start):
         fields = {"rank": rank, **asdict(hit)}
         if hit.inliers is None:
             del fields["inliers"]
