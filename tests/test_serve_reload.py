@@ -83,3 +83,29 @@ def test_photos_indexed_by_another_process_are_found_within_10_s(backend, photos
         server.terminate()
         _out, err = server.communicate(timeout=60)
     assert "Traceback" not in err, err
+
+
+def test_a_reload_that_fails_is_tried_again(photos, tokenizer, tmp_path):
+    """The first check after a commit moves the backend's reader; if opening the new commit then fails (here
+    its manifest is away for a moment), the old one stays served and the next check serves the new one."""
+    from vqgram import index_folder
+    from vqgram.serve import SearchService
+
+    library = tmp_path / "library"
+    shutil.copytree(photos / "church", library / "church")
+    index_folder(library, tmp_path / "idx", tokenizer, progress=False, workers=0)
+    service = SearchService(tmp_path / "idx", reload_every=0)  # checked by hand below
+    try:
+        assert service._on_engine(service.reload) is False
+        shutil.copytree(photos / "tench", library / "tench")
+        index_folder(library, tmp_path / "idx", tokenizer, progress=False, workers=0)
+        (tmp_path / "idx" / "vqgram.json").rename(tmp_path / "manifest.json")
+        with pytest.raises(ValueError, match="not a vqgram index"):
+            service._on_engine(service.reload)
+        assert (len(service.documents), service.info()["generation"]) == (6, 0)
+        (tmp_path / "manifest.json").rename(tmp_path / "idx" / "vqgram.json")
+        assert service._on_engine(service.reload) is True
+        assert (len(service.documents), service.info()["generation"]) == (12, 1)
+        assert len(service.search_text("label:tench", 10)["hits"]) == 6
+    finally:
+        service.close()

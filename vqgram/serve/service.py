@@ -83,6 +83,7 @@ class SearchService:
         self.tokenizer = self.searcher.tokenizer
         self.collection = Collection(self._on_engine(self.searcher.handle.backend.documents))
         self.generation = 0  # commits taken in since start: the page reloads what it shows when it moves
+        self._behind = False
         self._stop = threading.Event()
         self._watcher = None
         if reload_every > 0:
@@ -113,12 +114,14 @@ class SearchService:
     def reload(self) -> bool:
         """On the engine thread: a Searcher on the index's last commit when it is newer than the one served
         (the backend's reader reopened, its caches dropped with the old Searcher); True when it was."""
-        if not self.searcher.handle.backend.refresh():
+        if not (self.searcher.handle.backend.refresh() or self._behind):
             return False
+        self._behind = True  # until the new commit is served: a failure below is tried again at the next check
         fresh = Searcher(self.index, tokenizer=self.tokenizer)
         old, self.searcher = self.searcher, fresh
         self.collection = Collection(fresh.handle.backend.documents())
         self.generation += 1
+        self._behind = False
         old.close()
         log.info("index %s: serving its commit of %d documents", self.index, len(self.documents))
         return True
