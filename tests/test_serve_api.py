@@ -165,7 +165,8 @@ def test_the_photo_itself_by_id_only(served):
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     assert r.content == open(str(table.paths[0]), "rb").read()
     assert client.get("/photo/0123456789abcdef0123").status_code == 404
-    assert client.get("/static/page.js").headers["content-type"].startswith("text/javascript")
+    for script in ("hits.js", "page.js"):
+        assert client.get(f"/static/{script}").headers["content-type"].startswith("text/javascript")
     assert client.get("/static/page.css").status_code == 200 and client.get("/static/nope.js").status_code == 404
 
 

@@ -35,14 +35,14 @@ def vqgram(*args) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_photos_indexed_by_another_process_are_found_within_10_s(backend, photos, queries, tmp_path):
+def test_photos_indexed_by_another_process_are_found_within_10_s(backend, photos, queries, tokenizer, tmp_path):
+    from vqgram import index_folder
+
     library = tmp_path / "library"
     for name in ("church", "tench"):
         shutil.copytree(photos / name, library / name)
     index = tmp_path / "idx"
-    first = subprocess.run(vqgram("index", library, "--index", index, "--backend", backend, "--workers", 0),
-                           capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert first.returncode == 0, first.stderr
+    index_folder(library, index, tokenizer, backend=backend, progress=False, workers=0)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(vqgram("serve", index, "--port", port, "--thumbs", tmp_path / "thumbs"),

@@ -9,7 +9,7 @@
                             which option, limits
     GET  /thumb/{id}        a JPEG thumbnail, <= 256 px
     GET  /photo/{id}        the indexed file itself
-    GET  /                  the page (static/index.html, with /static/page.js and /static/page.css)
+    GET  /                  the page (static/index.html, with /static/hits.js, page.js and page.css)
 
 Errors are {"error": "one line"}: 400 for a bad field, 404 for an id the index
 does not hold, 413 for an upload over the byte or pixel limit, 415 for one that
@@ -56,7 +56,8 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
     static = files("vqgram.serve").joinpath("static")
     page = static.joinpath("index.html").read_text(encoding="utf-8")
     assets = {name: (static.joinpath(name).read_text(encoding="utf-8"), media)
-              for name, media in (("page.js", "text/javascript"), ("page.css", "text/css"))}
+              for name, media in (("hits.js", "text/javascript"), ("page.js", "text/javascript"),
+                                  ("page.css", "text/css"))}
 
     def options(fields) -> tuple[int, SearchOptions]:
         """(k, options) from form or query fields; ValueError (400) for a bad one."""
