@@ -100,36 +100,63 @@ def photo_index(tmp_path_factory, tokenizer, photos):
     return index_of
 
 
-@pytest.fixture(scope="session")
-def live_server(photo_index, tmp_path_factory):
-    """url_of(backend) -> the base URL of a real `vqgram serve` (uvicorn, loopback, free port) on that
-    backend's photo index, started once per session and stopped at its end."""
+def free_port() -> int:
     import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_in_thread(service, thumbs: Path):
+    """(uvicorn server, its thread, base URL): `service` served on a free loopback port from this process."""
     import threading
     import time
 
     import uvicorn
 
-    from vqgram.serve import SearchService, create_app
+    from vqgram.serve import create_app
     from vqgram.serve.thumbnails import ThumbnailCache
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(service, ThumbnailCache(thumbs)), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the test server on {service.index} did not start")
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def wait_for_serve(url: str, process) -> dict:
+    """/api/info of a `vqgram serve` process once it answers (it loads the model first)."""
+    import time
+
+    from vqgram.serve.client import get_json
+
+    deadline = time.time() + 180
+    while True:
+        try:
+            return get_json(f"{url}/api/info", timeout=5)
+        except OSError:
+            assert process.poll() is None and time.time() < deadline, "vqgram serve did not come up"
+            time.sleep(0.3)
+
+
+@pytest.fixture(scope="session")
+def live_server(photo_index, tmp_path_factory):
+    """url_of(backend) -> the base URL of a real `vqgram serve` (uvicorn, loopback, free port) on that
+    backend's photo index, started once per session and stopped at its end."""
+    from vqgram.serve import SearchService
 
     servers = {}
 
     def url_of(backend: str) -> str:
         if backend not in servers:
-            app = create_app(SearchService(photo_index(backend)), ThumbnailCache(tmp_path_factory.mktemp("thumbs")))
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-            thread = threading.Thread(target=server.run, daemon=True)
-            thread.start()
-            deadline = time.time() + 60
-            while not server.started:
-                if time.time() > deadline or not thread.is_alive():
-                    raise RuntimeError(f"the {backend} test server did not start")
-                time.sleep(0.05)
-            servers[backend] = (server, thread, f"http://127.0.0.1:{port}")
+            servers[backend] = serve_in_thread(SearchService(photo_index(backend)), tmp_path_factory.mktemp("thumbs"))
         return servers[backend][2]
 
     yield url_of

@@ -163,3 +163,25 @@ def test_sample_queries_is_seeded_and_keeps_order(labelled):
     assert [q.path for q in plan.queries] == [data.items[i].path for i in a.query_ids]
     assert (plan.self_ids == np.array(a.query_ids)).all()
     assert sample_queries(data, 999) is data
+
+
+def test_without_renumbers_positions_query_ids_and_subranges(gpr_folder, labelled, tmp_path):
+    """What the indexer skipped leaves the dataset: every position after it moves up, and GPR1200's
+    sub-ranges (of database positions) shrink around it."""
+    from vqgram.eval.datasets import without
+
+    gpr = load_gpr1200(gpr_folder, categories_per_subset=1)
+    gone = [gpr.items[1].path, gpr.items[7].path]  # one of category 0, one of category 2
+    less = without(gpr, gone)
+    assert [i.path for i in less.items] == [i.path for i in gpr.items if i.path not in gone]
+    assert [len(r) for r in less.subsets.values()] == [2, 3, 2, 3, 3, 3]
+    assert [less.items[r.start].label for r in less.subsets.values()] == ["0", "1", "2", "3", "10", "200"]
+    assert without(gpr, []) is gpr
+
+    distractors = tmp_path / "noise"
+    _image(distractors / "n.png", 99)
+    mixed = load_folder(labelled, distractors=distractors)
+    dropped = without(mixed, [mixed.items[0].path])
+    assert dropped.query_ids == tuple(range(len(mixed.items) - 2))  # the labelled folder's own, renumbered
+    plan = query_plan(dropped)
+    assert len(plan.queries) == len(mixed.items) - 2 and (plan.n_relevant == [1, 1, 1, 1, 0, 0]).all()

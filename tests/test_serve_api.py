@@ -54,7 +54,8 @@ def as_hits(response):
 def test_info(served):
     client, searcher, _ = served
     info = client.get("/api/info").json()
-    assert info["documents"] == 33 and info["backend"] == searcher.handle.manifest.backend
+    assert info["documents"] == 36 and info["backend"] == searcher.handle.manifest.backend
+    assert info["generation"] == 0  # no commit taken in since the start
     assert {"bm25", "dense", "hybrid", "funnel"} <= set(info["modes"])
     assert info["dims"][-1] == 1024
     assert info["words_per_image"] == searcher.handle.manifest.tokenizer.model.lift.active
@@ -129,7 +130,49 @@ def test_thumbnails_by_id_only(served):
     assert client.get("/thumb/0123456789abcdef0123").status_code == 404
 
 
-@pytest.mark.parametrize("url", TRAVERSALS)
+def test_the_collection_in_pages_newest_first_or_seeded_random(served):
+    client, searcher, _ = served
+    table = searcher.handle.backend.documents()
+    newest = [str(table.ids[i]) for i in sorted(range(len(table)), key=lambda i: (-table.mtime[i], table.ids[i]))]
+    pages = [client.get("/api/browse", params={"offset": o, "limit": 10}).json() for o in (0, 10, 20, 30)]
+    assert [p["total"] for p in pages] == [36] * 4 and [len(p["items"]) for p in pages] == [10, 10, 10, 6]
+    items = [item for p in pages for item in p["items"]]
+    assert [item["id"] for item in items] == newest and [item["rank"] for item in items] == list(range(1, 37))
+    assert {"mtime", "path", "label", "width", "height"} <= set(items[0])
+    shuffled = client.get("/api/browse", params={"order": "random", "seed": 7, "limit": 36}).json()["items"]
+    again = client.get("/api/browse", params={"order": "random", "seed": 7, "limit": 36}).json()["items"]
+    other = client.get("/api/browse", params={"order": "random", "seed": 8, "limit": 36}).json()["items"]
+    assert shuffled == again and sorted(i["id"] for i in shuffled) == sorted(newest) != [i["id"] for i in other]
+    church = client.get("/api/browse", params={"filter": "label:church", "limit": 100}).json()
+    assert church["total"] == 6 and {i["label"] for i in church["items"]} == {"church"}
+    for params, needle in [({"order": "oldest"}, "order='oldest'"), ({"limit": 0}, "limit=0"),
+                           ({"offset": -1}, "offset=-1"), ({"filter": "label:"}, "bad filter")]:
+        r = client.get("/api/browse", params=params)
+        assert r.status_code == 400 and needle in r.json()["error"], params
+
+
+def test_labels_are_the_engines_counts(served):
+    client, searcher, _ = served
+    body = client.get("/api/labels").json()
+    labels = searcher.handle.backend.documents().labels.tolist()
+    assert body["labels"] == [{"label": name, "count": labels.count(name)} for name in sorted(set(labels))]
+    assert (body["documents"], body["unlabelled"]) == (36, 0)
+
+
+def test_the_photo_itself_by_id_only(served):
+    client, searcher, _ = served
+    table = searcher.handle.backend.documents()
+    r = client.get(f"/photo/{table.ids[0]}")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == open(str(table.paths[0]), "rb").read()
+    assert client.get("/photo/0123456789abcdef0123").status_code == 404
+    for script in ("hits.js", "page.js"):
+        assert client.get(f"/static/{script}").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/page.css").status_code == 200 and client.get("/static/nope.js").status_code == 404
+
+
+@pytest.mark.parametrize("url", TRAVERSALS + [u.replace("/thumb/", "/photo/") for u in TRAVERSALS[:4]]
+                         + ["/static/..%2F..%2Fapp.py", "/static/%2e%2e/service.py"])
 def test_path_traversal_finds_nothing(served, url):
     client, _, _ = served
     r = client.get(url)

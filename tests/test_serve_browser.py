@@ -1,21 +1,27 @@
 """The search page in headless Chromium (selenium), against a real `vqgram serve` on a loopback port.
 
 Needs Debian's `chromium` and `chromium-driver`; `make test` installs them
-when it runs as root (as CI does). VQGRAM_SCREENSHOT=FILE.png keeps a
-screenshot of the compare view (docs/serve.png is one).
+when it runs as root (as CI does). VQGRAM_SCREENSHOTS=DIR keeps first.png (the
+first screen) and result.png (an upload, bm25 beside dense); docs/serve.png is
+the two, stacked.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import urllib.parse
+from pathlib import Path
 
 import pytest
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'vqgram[test]')")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+from vqgram.serve.client import get_json  # noqa: E402
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -27,32 +33,96 @@ pytestmark = pytest.mark.skipif(
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
     yield driver
     driver.quit()
 
 
+def waiter(driver) -> WebDriverWait:
+    return WebDriverWait(driver, 120, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def open_page(driver, url: str, images: int = 36) -> WebDriverWait:
+    wait = waiter(driver)
+    driver.get(url)
+    wait.until(lambda d: f"{images} images" in d.find_element(By.ID, "info").text)
+    return wait
+
+
+def read(driver, selector: str, prop: str = "textContent") -> list:
+    """A property of every element matching `selector`, read in one script (the page may replace the grid
+    between two element reads)."""
+    return driver.execute_script(f"return [...document.querySelectorAll({selector!r})].map(e => e.{prop})")
+
+
 def labels(driver) -> list[str]:
-    """The hits' labels, read in one script (the page may replace the grid between two element reads)."""
-    texts = driver.execute_script("return [...document.querySelectorAll('.hit .label')].map(e => e.textContent)")
-    return [t.split(". ", 1)[1] for t in texts]
+    return [t.split(". ", 1)[1] for t in read(driver, ".hit .label")]
 
 
-def test_upload_filter_compare_and_click(browser, live_server, queries):
-    wait = WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,))
-    browser.get(live_server("tantivy"))
-    wait.until(lambda d: "33 images" in d.find_element(By.ID, "info").text)
+def ids(driver) -> list[str]:
+    return read(driver, ".hit", "dataset.id")
+
+
+def query(driver) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(driver.current_url).query))
+
+
+def keys(driver, *sequence) -> None:
+    ActionChains(driver).send_keys(*sequence).perform()
+
+
+def upload(driver, image: Path) -> None:
+    picker = driver.find_element(By.ID, "file")
+    driver.execute_script("arguments[0].hidden = false", picker)  # the drop zone's own file input
+    picker.send_keys(str(image))
+    driver.execute_script("arguments[0].hidden = true", picker)
+
+
+def screenshot(driver, name: str) -> None:
+    if os.environ.get("VQGRAM_SCREENSHOTS"):
+        driver.save_screenshot(str(Path(os.environ["VQGRAM_SCREENSHOTS"]) / name))
+
+
+def test_the_first_screen_is_the_collection_with_its_labels(browser, live_server):
+    url = live_server("tantivy")
+    wait = open_page(browser, url)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 36)
+    assert browser.find_element(By.ID, "status").text.startswith("36 images")
+    assert read(browser, ".hit .frame img", "getAttribute('src')") == [f"/thumb/{i}" for i in ids(browser)]
+    assert all(alt.split(": ")[0] in ("church", "french_horn", "garbage_truck", "golf_ball", "parachute", "tench")
+               and alt.endswith(".jpg") for alt in read(browser, ".hit img", "alt"))
+    wait.until(lambda d: all(read(d, ".hit img", "complete && e.naturalWidth > 0")[:6]))  # the first row drawn
+    newest = get_json(f"{url}/api/browse?limit=36")["items"]
+    assert [h["id"] for h in newest] == ids(browser)
+    assert [h["mtime"] for h in newest] == sorted((h["mtime"] for h in newest), reverse=True)
+    facets = read(browser, ".facet", "innerText.replace(/\\s+/g, ' ')")
+    assert facets == ["all 36", "church 6", "french_horn 6", "garbage_truck 6", "golf_ball 6", "parachute 6", "tench 6"]
+    screenshot(browser, "first.png")
+
+    browser.find_element(By.CSS_SELECTOR, ".facet[data-filter='label:church']").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 6 and set(labels(d)) == {"church"})
+    assert query(browser) == {"filter": "label:church"}
+    assert browser.find_element(By.CSS_SELECTOR, ".facet.on").get_attribute("data-filter") == "label:church"
+    browser.back()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 36 and query(d) == {})
+    Select(browser.find_element(By.ID, "order")).select_by_value("random")
+    wait.until(lambda d: query(d).get("order") == "random" and len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 36)
+    shuffled = ids(browser)
+    browser.refresh()  # the seed is in the URL: the same order again
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 36)
+    assert ids(browser) == shuffled and sorted(shuffled) == sorted(h["id"] for h in newest)
+    assert shuffled != [h["id"] for h in newest]
+
+
+def test_upload_filter_compare_and_more_like_this(browser, live_server, queries):
+    wait = open_page(browser, live_server("tantivy"))
     assert [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#mode option")][:2] == ["bm25", "dense"]
-
-    picker = browser.find_element(By.ID, "file")
-    browser.execute_script("arguments[0].hidden = false", picker)  # the drop zone's own file input
-    picker.send_keys(str(queries / "cat.jpg"))
-    browser.execute_script("arguments[0].hidden = true", picker)
+    upload(browser, queries / "tench.jpg")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 12)
     assert "hits in" in browser.find_element(By.ID, "status").text
-    assert labels(browser)[0] == "cat"
+    assert labels(browser)[0] == "tench" and query(browser) == {"image": "upload"}
 
     browser.find_element(By.ID, "compare").click()  # bm25 beside dense
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results.two .column")) == 2)
@@ -62,8 +132,8 @@ def test_upload_filter_compare_and_click(browser, live_server, queries):
     assert len(browser.find_elements(By.CSS_SELECTOR, ".hit.both")) == 2 * shared
     columns = browser.find_elements(By.CSS_SELECTOR, "#results .column h2")
     assert columns[0].text.startswith("bm25") and columns[1].text.startswith("dense")
-    if os.environ.get("VQGRAM_SCREENSHOT"):
-        browser.save_screenshot(os.environ["VQGRAM_SCREENSHOT"])
+    wait.until(lambda d: all(read(d, ".hit img", "complete && e.naturalWidth > 0")[:4]))
+    screenshot(browser, "result.png")
 
     box = browser.find_element(By.ID, "filter")
     box.send_keys("label:coffee OR label:rocket OR label:astronaut OR label:hubble", Keys.ENTER)  # both columns
@@ -73,28 +143,106 @@ def test_upload_filter_compare_and_click(browser, live_server, queries):
 
     first = browser.find_element(By.CSS_SELECTOR, ".hit")
     clicked = first.get_attribute("data-id")
-    first.click()
-    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("more like the clicked image"))
+    first.find_element(By.CSS_SELECTOR, ".similar").click()
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("more like this image"))
+    assert query(browser)["similar"] == clicked
     top = browser.find_elements(By.CSS_SELECTOR, "#results .column:last-child .hit")[0]
     assert top.get_attribute("data-id") == clicked  # dense: the clicked image is its own nearest
+    browser.back()  # the upload is kept for this tab's history: its filtered comparison comes back
+    wait.until(lambda d: "similar" not in query(d) and d.find_element(By.ID, "status").text.startswith("the image"))
+    assert set(labels(browser)) == {"church", "parachute"}
 
     browser.find_element(By.ID, "filter").send_keys(" AND", Keys.ENTER)
     wait.until(lambda d: "bad filter" in d.find_element(By.ID, "status").text)
+    browser.back()
+    browser.refresh()  # an uploaded image is not in the address: the page says so and shows the collection
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("an uploaded image is not kept"))
+    assert set(labels(browser)) == {"church", "parachute"}  # the filter was in the address
+
+
+def test_a_result_lives_in_its_url(browser, live_server):
+    url = live_server("tantivy")
+    wait = open_page(browser, url)
+    box = browser.find_element(By.ID, "q")
+    box.send_keys("label:parachute", Keys.ENTER)
+    wait.until(lambda d: set(labels(d)) == {"parachute"} and len(labels(d)) == 6)
+    assert query(browser) == {"q": "label:parachute"}
+    parachutes = ids(browser)
+    browser.find_elements(By.CSS_SELECTOR, ".hit .similar")[2].click()
+    wait.until(lambda d: "similar" in query(d) and d.find_element(By.ID, "status").text.startswith("more like"))
+    similar = ids(browser)
+    assert query(browser)["similar"] == parachutes[2]
+    browser.refresh()  # a bookmark, or a reload: the same result
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("more like") and ids(d) == similar)
+    browser.back()
+    wait.until(lambda d: query(d) == {"q": "label:parachute"} and ids(d) == parachutes)
+    assert browser.find_element(By.ID, "q").get_attribute("value") == "label:parachute"
+    browser.back()
+    wait.until(lambda d: query(d) == {} and len(ids(d)) == 36)
+
+    shared = f"{url}/?similar={parachutes[0]}&mode=dense&k=5&compare=bm25&filter=NOT%20label%3Atench"
+    browser.get(shared)  # a link someone sent: mode, k, comparison and filter all in it
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results.two .column")) == 2)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .column:first-child .hit")) == 5)
+    assert Select(browser.find_element(By.ID, "mode")).first_selected_option.text == "dense"
+    assert browser.find_element(By.ID, "compare").is_selected()
+    assert browser.find_element(By.ID, "filter").get_attribute("value") == "NOT label:tench"
+    assert ids(browser)[0] == parachutes[0] and "tench" not in labels(browser)
+
+
+def test_the_keyboard_and_the_full_photo(browser, live_server):
+    wait = open_page(browser, live_server("tantivy"))
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 36)
+    everything = ids(browser)
+    columns = browser.execute_script(
+        "const c = [...document.querySelectorAll('.hit')]; return c.filter(e => e.offsetTop === c[0].offsetTop).length")
+    assert 2 <= columns < 36
+    focused = lambda: browser.switch_to.active_element.get_attribute("data-id")  # noqa: E731
+    keys(browser, Keys.ARROW_DOWN)  # nothing focused yet: the first card
+    assert focused() == everything[0]
+    keys(browser, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_LEFT)
+    assert focused() == everything[1]
+    keys(browser, Keys.ARROW_DOWN)
+    assert focused() == everything[1 + columns]
+    keys(browser, Keys.ARROW_UP, Keys.ARROW_UP)  # no row above the first: it stays
+    assert focused() == everything[1]
+
+    keys(browser, "/")
+    assert browser.switch_to.active_element.get_attribute("id") == "q"
+    keys(browser, "label:golf_ball", Keys.ENTER)
+    wait.until(lambda d: set(labels(d)) == {"golf_ball"} and len(labels(d)) == 6)
+    found = ids(browser)
+    keys(browser, Keys.ARROW_DOWN, Keys.ARROW_RIGHT)  # from the query box to the first hit, then the next
+    assert focused() == found[1]
+
+    keys(browser, "o")  # the full photo, served by its id
+    wait.until(lambda d: d.execute_script("return document.getElementById('viewer').open"))
+    wait.until(lambda d: d.execute_script("const i = document.getElementById('full'); return i.complete && i.naturalWidth > 0"))
+    assert browser.find_element(By.ID, "full").get_attribute("src").endswith(f"/photo/{found[1]}")
+    width = browser.execute_script("return document.getElementById('full').naturalWidth")
+    assert f"{width}×" in browser.find_element(By.ID, "viewer-caption").text
+    keys(browser, Keys.ESCAPE)
+    wait.until(lambda d: not d.execute_script("return document.getElementById('viewer').open"))
+    assert browser.switch_to.active_element.get_attribute("data-id") == found[1]
+
+    keys(browser, Keys.ENTER)  # more like the focused hit
+    wait.until(lambda d: query(d).get("similar") == found[1] and d.find_element(By.ID, "status").text.startswith("more"))
+    browser.find_element(By.CSS_SELECTOR, ".hit .frame").click()  # a click on a thumbnail opens the photo too
+    wait.until(lambda d: d.execute_script("return document.getElementById('viewer').open"))
 
 
 def scores(driver) -> list[str]:
-    return driver.execute_script("return [...document.querySelectorAll('.hit .score')].map(e => e.textContent)")
+    return read(driver, ".hit .score")
 
 
 def test_query_words_and_verify_controls(browser, live_server, queries):
     """The page sends query words with an upload (its hits are the API's with that option, not its
-    default's: twice the model's words on this small index) and verification with any query (hits show their inliers; an indexed image finds itself)."""
+    default's: twice the model's words on this small index) and verification with any query (hits show their
+    inliers; an indexed image finds itself)."""
     import httpx
 
     url = live_server("tantivy")
-    wait = WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,))
-    browser.get(url)
-    wait.until(lambda d: "33 images" in d.find_element(By.ID, "info").text)
+    wait = open_page(browser, url)
     words = httpx.get(f"{url}/api/info").json()["words_per_image"]
     assert [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#qwords option")] == [
         "auto", str(words), str(2 * words), str(4 * words)]
@@ -105,10 +253,7 @@ def test_query_words_and_verify_controls(browser, live_server, queries):
                               timeout=60).json()["hits"]
         return [f"{h['score']:.3f}" for h in hits]
 
-    picker = browser.find_element(By.ID, "file")
-    browser.execute_script("arguments[0].hidden = false", picker)
-    picker.send_keys(str(queries / "cat.jpg"))
-    browser.execute_script("arguments[0].hidden = true", picker)
+    upload(browser, queries / "tench.jpg")
     default = api()
     wait.until(lambda d: scores(d) == default)
 
@@ -117,14 +262,41 @@ def test_query_words_and_verify_controls(browser, live_server, queries):
     fewer = api(query_words=str(words))
     assert fewer != default  # half the words score lower: the option reached the engine
     wait.until(lambda d: scores(d) == fewer)
+    assert query(browser)["qwords"] == str(words)
     assert not browser.find_elements(By.CSS_SELECTOR, ".tag.inliers")
 
     first = browser.find_element(By.CSS_SELECTOR, ".hit")
     clicked = first.get_attribute("data-id")
-    first.click()  # more like an indexed image: query words do not apply, verification does
-    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("more like the clicked image"))
+    first.find_element(By.CSS_SELECTOR, ".similar").click()  # an indexed image: query words do not apply
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("more like this image"))
     Select(browser.find_element(By.ID, "verify")).select_by_value("20")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".tag.inliers")) == 12)
     top = browser.find_element(By.CSS_SELECTOR, ".hit")
     assert top.get_attribute("data-id") == clicked
     assert int(top.find_element(By.CSS_SELECTOR, ".tag.inliers").text.split()[0]) >= 15
+
+
+def test_an_open_page_shows_photos_indexed_meanwhile(browser, photos, tokenizer, tmp_path):
+    """The page asks /api/info every few seconds; when the server has taken in a new commit (another run
+    of `vqgram index`: tests/test_serve_reload.py), the count, the labels and the collection follow."""
+    from conftest import serve_in_thread
+
+    from vqgram import index_folder
+    from vqgram.serve import SearchService
+
+    library = tmp_path / "library"
+    for name in ("church", "tench"):
+        shutil.copytree(photos / name, library / name)
+    index_folder(library, tmp_path / "idx", tokenizer, progress=False, workers=0)
+    server, thread, url = serve_in_thread(SearchService(tmp_path / "idx", reload_every=0.5), tmp_path / "thumbs")
+    try:
+        wait = open_page(browser, url, images=12)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 12)
+        shutil.copytree(photos / "golf_ball", library / "golf_ball")
+        index_folder(library, tmp_path / "idx", tokenizer, progress=False, workers=0)
+        wait.until(lambda d: "18 images" in d.find_element(By.ID, "info").text)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 18)
+        assert "golf_ball 6" in read(browser, ".facet", "innerText.replace(/\\s+/g, ' ')")
+    finally:
+        server.should_exit = True
+        thread.join(30)

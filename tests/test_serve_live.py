@@ -6,7 +6,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import BACKENDS
+from conftest import BACKENDS, free_port, wait_for_serve
 
 from vqgram.serve.client import search_image, search_text, similar
 
@@ -78,29 +78,17 @@ def test_the_serve_command(backend, photo_index, tmp_path):
     cleanly on SIGTERM (the engine thread closes the index and leaves the JVM)."""
     import subprocess
     import sys
-    import time
-
-    from vqgram.serve.client import get_json
 
     bad = subprocess.run([sys.executable, "-m", "vqgram.cli", "serve", str(tmp_path / "nope")], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: index not found")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "vqgram.cli", "-q", "serve", str(photo_index(backend)),
                                "--port", str(port), "--thumbs", str(tmp_path / "thumbs")], stderr=subprocess.PIPE,
                               text=True)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                info = get_json(f"http://127.0.0.1:{port}/api/info", timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, "vqgram serve did not come up"
-                time.sleep(0.3)
-        assert info["documents"] == 33 and info["backend"] == backend
+        info = wait_for_serve(f"http://127.0.0.1:{port}", server)
+        assert info["documents"] == 36 and info["backend"] == backend
     finally:
         server.terminate()
         _out, err = server.communicate(timeout=60)

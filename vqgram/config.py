@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
+from .files import write_atomic
+
 T = TypeVar("T")
 
 MANIFEST_NAME = "vqgram.json"
@@ -277,10 +279,7 @@ def from_dict(cls: type[T], data: dict) -> T:
 
 
 def save_json(obj: Any, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_dict(obj), indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(to_dict(obj), indent=2, sort_keys=True) + "\n")
 
 
 def load_json(cls: type[T], path: Path) -> T:

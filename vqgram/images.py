@@ -10,12 +10,14 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import io
 import logging
 import os
 import signal
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -52,21 +54,57 @@ class Skipped:
 
 
 def walk_images(folder: Path) -> list[Path]:
-    """Every image file below `folder` (recursively, any case), sorted, hidden ones skipped."""
+    """Every image file below `folder` (recursively, any case), sorted, hidden ones skipped.
+
+    Linked folders are followed (albums linked in from other disks), each real folder once: one reached
+    again (a link back up to an ancestor, a second link to the same album) is passed over with a warning,
+    told by its device and inode. Paths keep the names they were walked by, so an image in a linked
+    folder is labelled by the link's name. Linked files are listed as they are (a dangling one fails
+    its probe)."""
     folder = Path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"folder not found: {folder}")
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder: {folder} (give a folder of images)")
+    root = folder.stat()
+    walked = {(root.st_dev, root.st_ino): folder}
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and _first_visit(Path(parent, d), walked)]
         found.extend(
-            Path(root) / f
+            Path(parent) / f
             for f in files
             if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
         )
     return sorted(found)
+
+
+def _first_visit(folder: Path, walked: dict[tuple[int, int], Path]) -> bool:
+    """Whether `folder` is a real folder not walked yet (recorded in `walked` by device and inode)."""
+    try:
+        st = folder.stat()
+    except OSError:  # vanished since it was listed
+        return False
+    key = (st.st_dev, st.st_ino)
+    if key in walked:
+        log.warning("skipped folder %s: it is %s again (each folder is walked once)", folder, walked[key])
+        return False
+    walked[key] = folder
+    return True
+
+
+def find_images(folder: Path) -> list[Path]:
+    """`walk_images(folder)`; ValueError naming the folder when it holds no image."""
+    paths = walk_images(folder)
+    if not paths:
+        raise ValueError(f"no images found in {folder} (looked for jpg, jpeg, png, webp, bmp, gif, tif, tiff)")
+    return paths
+
+
+def label_of(path: Path, root: Path) -> str:
+    """The name of the sub-folder of `root` that `path` lies in ("" at the top level)."""
+    parent = Path(path).parent.relative_to(root)
+    return parent.parts[-1] if parent.parts else ""
 
 
 def file_sha(path: Path, chunk: int = 1 << 20) -> str:
@@ -85,11 +123,20 @@ def probe(path: Path, root: Path) -> ImageFile | Skipped:
             return Skipped(str(path), "empty file")
         with Image.open(path) as img:
             width, height = _oriented_size(img)
-        rel_parent = path.parent.relative_to(root)
-        label = rel_parent.parts[-1] if rel_parent.parts else ""
-        return ImageFile(str(path), label, width, height, stat.st_mtime, stat.st_size, file_sha(path))
+        return ImageFile(str(path), label_of(path, root), width, height, stat.st_mtime, stat.st_size, file_sha(path))
     except DECODE_ERRORS as exc:
         return Skipped(str(path), _reason(exc))
+
+
+def probe_all(paths: Sequence[Path], root: Path, threads: int = 4) -> tuple[list[ImageFile], list[Skipped]]:
+    """`probe` every path in `threads` (hashing and header parsing release the GIL): the readable files and
+    the skipped ones, in the order given, each skipped one logged in a warning line."""
+    with ThreadPoolExecutor(threads) as pool:
+        probed = list(pool.map(lambda p: probe(Path(p), root), paths))
+    skipped = [item for item in probed if isinstance(item, Skipped)]
+    for item in skipped:
+        log.warning("skipped %s: %s", item.path, item.reason)
+    return [item for item in probed if isinstance(item, ImageFile)], skipped
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
@@ -140,6 +187,18 @@ def load_rgb(path: str | Path, size: tuple[int, int] | None = None, resample: st
     if size and img.size != size:
         img = img.resize(size, _RESAMPLE[resample])
     return img
+
+
+def thumbnail_jpeg(path: str | Path, size: int, quality: int = 85) -> bytes:
+    """A JPEG of the image at `path`, upright (EXIF), its longer side at most `size` pixels; DECODE_ERRORS
+    when it cannot be read."""
+    with Image.open(path) as img:
+        img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+        img = ImageOps.exif_transpose(img).convert("RGB")
+    img.thumbnail((size, size))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
 
 
 def load_resized(path: str | Path, max_size: int, multiple: int, resample: str = "bicubic") -> Image.Image:

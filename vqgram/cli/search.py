@@ -6,6 +6,7 @@ import json
 import click
 
 from ..searcher.fusion import DEFAULT_WEIGHTS
+from ..searcher.options import MODES
 from .app import friendly, given, main, option_flag
 
 
@@ -24,7 +25,7 @@ def parse_stages(value: str):
 @click.option("--image", type=click.Path(), help="Query image.")
 @click.option("--query", help="Engine query syntax, e.g. 'label:n01440764' or 'h3i1j2c117 AND h0i0j0c5'.")
 @click.option("-k", "k", type=click.IntRange(1), default=10, help="Number of hits.")
-@click.option("--mode", type=click.Choice(["bm25", "tfidf", "jaccard", "dense", "hybrid", "funnel"]), default="bm25",
+@click.option("--mode", type=click.Choice(MODES), default="bm25",
               help="How an image query ranks (tfidf, jaccard and BM25 k1/b need a Lucene index).")
 @click.option("--max-terms", type=click.IntRange(1), default=None, help="Keep the N heaviest query words.")
 @click.option("--query-words", type=click.IntRange(1), default=None, metavar="N",
@@ -91,7 +92,9 @@ def search(ctx, index, image, query, k, mode, max_terms, query_words, prune_term
             return
         hits = searcher.search_image(image, k, options) if image else searcher.search_text(query, k, filter_)
     if as_json:
-        click.echo(json.dumps({"hits": [{"rank": r, **h.to_json()} for r, h in enumerate(hits, 1)]}, indent=2))
+        from ..indexer.backend import hits_json
+
+        click.echo(json.dumps({"hits": hits_json(hits)}, indent=2))
         return
     for r, h in enumerate(hits, 1):
         inliers = "" if not verify else f"{'-' if h.inliers is None else h.inliers:>5}  "

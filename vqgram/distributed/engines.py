@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..images import walk_images
+from ..images import find_images
 from ..tokenizer.device import reuse_freed_memory_env
 from .partition import PART_NAME, EncodeSettings, Partition, PartitionEncoder, partitions
 from .spark_java import spark_java_home
@@ -58,9 +58,7 @@ def encode_folder(folder: str | Path, out: str | Path, *, engine: str = "local",
     if workers < 1:
         raise ValueError(f"workers={workers} must be at least 1")
     folder, out = Path(folder).resolve(), Path(out).resolve()
-    paths = walk_images(folder)
-    if not paths:
-        raise ValueError(f"no images found in {folder}")
+    paths = find_images(folder)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.glob(PART_NAME.replace("{:05d}", "*"))):
         raise ValueError(f"{out} already holds encoded partitions; encode into a new folder (or remove them)")

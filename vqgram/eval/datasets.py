@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
-from vqgram.images import walk_images
+from vqgram.images import label_of, walk_images
 
 log = logging.getLogger("vqgram")
 
@@ -138,10 +139,8 @@ def load_dataset(
 
 
 def _folder_items(folder: Path) -> tuple[Item, ...]:
-    # The label is the immediate parent folder's name, as vqgram.images.probe gives it.
-    return tuple(
-        Item(str(p), p.parent.name if p.parent != folder else "") for p in walk_images(folder)
-    )
+    """Every image below `folder`, labelled as the indexer labels it."""
+    return tuple(Item(str(p), label_of(p, folder)) for p in walk_images(folder))
 
 
 def load_folder(folder: Path, queries: Path | None = None, name: str | None = None,
@@ -170,6 +169,22 @@ def load_folder(folder: Path, queries: Path | None = None, name: str | None = No
         distractor_root=str(distractors) if distractors is not None else None,
         query_ids=query_ids,
     )
+
+
+def without(dataset: Dataset, paths: Collection[str]) -> Dataset:
+    """The dataset without the images at `paths` (those the indexer skipped, query images that did not
+    decode), so every stage scores the same images: database positions, query ids and sub-ranges renumbered."""
+    gone = set(paths)
+    if not gone:
+        return dataset
+    keep = [i for i, item in enumerate(dataset.items) if item.path not in gone]
+    position = {old: new for new, old in enumerate(keep)}
+    query_ids = None if dataset.query_ids is None else tuple(position[i] for i in dataset.query_ids if i in position)
+    queries = None if dataset.queries is None else tuple(q for q in dataset.queries if q.path not in gone)
+    subsets = {name: range(bisect_left(keep, r.start), bisect_left(keep, r.stop))
+               for name, r in dataset.subsets.items()}
+    return replace(dataset, items=tuple(dataset.items[i] for i in keep), queries=queries, query_ids=query_ids,
+                   subsets=subsets)
 
 
 def sample_queries(dataset: Dataset, count: int, seed: int = 0) -> Dataset:
@@ -232,10 +247,14 @@ def _gpr_subsets(cats: np.ndarray, per_subset: int) -> dict[str, range]:
 
 
 def query_plan(dataset: Dataset) -> QueryPlan:
-    """Queries, self-exclusion, label codes and R for `dataset` (see QueryPlan)."""
+    """Queries, self-exclusion, label codes and R for `dataset` (see QueryPlan); ValueError naming the folder
+    when it leaves no query."""
     in_db = dataset.queries is None
     ids = np.arange(len(dataset.items)) if dataset.query_ids is None else np.array(dataset.query_ids, np.int64)
     queries = tuple(dataset.items[i] for i in ids) if in_db else dataset.queries
+    if not queries:
+        raise ValueError(f"no query images in {dataset.root if in_db else dataset.query_root} (none found, or none "
+                         "readable); give a folder of images to query with")
     codes = {label: i for i, label in enumerate(sorted({i.label for i in dataset.items + queries} - {""}))}
     db_labels = np.array([codes.get(i.label, UNLABELLED_DB) for i in dataset.items], dtype=np.int64)
     query_labels = np.array([codes.get(i.label, UNLABELLED_QUERY) for i in queries], dtype=np.int64)

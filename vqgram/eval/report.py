@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from vqgram.images import DECODE_ERRORS, load_rgb
+from vqgram.files import write_atomic
+from vqgram.images import DECODE_ERRORS, thumbnail_jpeg
 
 log = logging.getLogger("vqgram")
 
@@ -162,10 +163,14 @@ def csv_text(rows: Sequence[Row]) -> str:
     return _csv([[h for _, h in cols], *([_get(r, k) for k, _ in cols] for r in sort_by_map(rows))])
 
 
-def results_json(rows: Sequence[Row]) -> str:
-    """`{"results": [...]}` as the evaluation contract says; NaN becomes null, numpy values plain."""
+def results_json(rows: Sequence[Row], skipped: Sequence[Any] | None = None) -> str:
+    """`{"results": [...]}` as the evaluation contract says; NaN becomes null, numpy values plain. `skipped`
+    (images.Skipped: the unreadable images every mode left out) adds `"skipped": [{"path", "reason"}]`."""
     clean = json.loads(json.dumps(list(rows), default=_plain), parse_constant=lambda _: None)
-    return json.dumps({"results": clean}, indent=2) + "\n"
+    out = {"results": clean}
+    if skipped is not None:
+        out["skipped"] = [{"path": s.path, "reason": s.reason} for s in skipped]
+    return json.dumps(out, indent=2) + "\n"
 
 
 def _plain(value: Any) -> Any:
@@ -180,14 +185,18 @@ def write_report(
     pr_curves: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
     examples: Sequence[Example] = (),
     title: str = "vqgram evaluation",
+    skipped: Sequence[Any] | None = None,
 ) -> dict[str, Path]:
     """Write results.{md,csv,json}, labels.csv, plots and examples.html into `folder`.
 
-    pr_curves: {mode: (recall, precision)}. Returns {file name: path} of what was written.
+    pr_curves: {mode: (recall, precision)}; skipped: as `results_json` takes it. Returns {file name: path}
+    of what was written.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     md = f"# {title}\n\n" + markdown_table(rows)
+    if skipped:
+        md += f"\n{len(skipped)} unreadable image(s) left out of every mode (as the indexer skipped them).\n"
     written = []
     if any(r.get("labels") for r in rows):
         md += "\n## mAP per label\n\n" + label_table(rows)
@@ -195,7 +204,7 @@ def write_report(
         written.append(_write(folder / "labels.csv", _csv([header, *body])))
     written.append(_write(folder / "results.md", md))
     written.append(_write(folder / "results.csv", csv_text(rows)))
-    written.append(_write(folder / "results.json", results_json(rows)))
+    written.append(_write(folder / "results.json", results_json(rows, skipped)))
     written += write_plots(folder, rows, pr_curves or {})
     if examples:
         written.append(write_examples(folder, examples, title=title))
@@ -323,9 +332,7 @@ def _thumbnail(folder: Path, image: str, size: int) -> str | None:
         key = f"{os.path.abspath(image)}:{os.path.getmtime(image)}:{size}"
         rel = f"thumbs/{hashlib.sha1(key.encode()).hexdigest()[:16]}.jpg"
         if not (folder / rel).exists():
-            img = load_rgb(image)
-            img.thumbnail((size, size))
-            img.save(folder / rel, "JPEG", quality=85)
+            write_atomic(folder / rel, thumbnail_jpeg(image, size))
         return rel
     except DECODE_ERRORS as exc:
         log.warning("example image %s not shown: %s", image, exc)

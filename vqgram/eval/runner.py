@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..images import file_sha, probe
+from ..images import Skipped, file_sha, probe_all
 from ..indexer.backend import size_on_disk
 from ..indexer.pipeline import index_folder
 from ..progress import progress_bar
@@ -26,7 +26,8 @@ from ..searcher.searcher import Searcher
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
 from . import metrics
-from .datasets import Dataset, QueryPlan, label_means, load_dataset, query_plan, sample_queries, subset_means
+from .datasets import (Dataset, QueryPlan, label_means, load_dataset, query_plan, sample_queries, subset_means,
+                       without)
 
 log = logging.getLogger("vqgram")
 
@@ -59,6 +60,7 @@ class Evaluation:
     plan: QueryPlan
     rows: list[dict]
     rankings: dict[str, np.ndarray]  # mode -> (Q, N) database positions, best first
+    skipped: list[Skipped] = field(default_factory=list)  # unreadable images, left out of every stage
 
 
 def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: Path | None = None,
@@ -67,12 +69,12 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
              latency_queries: int = 100, base: SearchOptions = SearchOptions(), cache: FeatureCache | None = None,
              progress: bool = True, **backend_options) -> Evaluation:
     """Index `db` (and `distractors`, unlabelled) once, then rank every query by every mode (see the module
-    docstring); `max_queries` samples that many queries (seeded by `seed`)."""
+    docstring); `max_queries` samples that many queries (seeded by `seed`). The images the indexer skips
+    (unreadable, dangling links), and query images that do not decode, leave the dataset before its query
+    plan is made, so every mode, baseline and report scores the same images; `Evaluation.skipped` lists them."""
     options = {m: mode_options(m, base) for m in modes}
-    dataset = load_dataset(Path(db), queries=queries, layout=layout, distractors=distractors)
-    if max_queries is not None:
-        dataset = sample_queries(dataset, max_queries, seed)
-    plan = query_plan(dataset)
+    db, queries, distractors = (None if p is None else Path(p).resolve() for p in (db, queries, distractors))
+    dataset = load_dataset(db, queries=queries, layout=layout, distractors=distractors)  # paths as indexed
     index = Path(work_dir or tempfile.mkdtemp(prefix="vqgram-eval-")) / "index"
     features: dict[str, tuple[dict[str, int], np.ndarray]] = {}
 
@@ -80,18 +82,31 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
         for row, f in enumerate(files):
             features[f.sha] = (tokenizer.vocabulary.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
 
-    build_s = 0.0
+    build_s, skipped = 0.0, []
     for folder in filter(None, (dataset.root, dataset.distractor_root)):
         # One commit per folder: the index is temporary (nothing to resume), and re-taking the writer's lock
         # mid-folder failed under load (LockBusy) while decoding workers were alive.
-        build_s += index_folder(Path(folder), index, tokenizer, backend=backend, on_batch=keep, cache=cache,
-                                progress=progress, commit_every=len(dataset.items) + 1, **backend_options).seconds
+        report = index_folder(Path(folder), index, tokenizer, backend=backend, on_batch=keep, cache=cache,
+                              progress=progress, commit_every=len(dataset.items) + 1, **backend_options)
+        build_s += report.seconds
+        skipped += report.skipped
+    dataset = without(dataset, [s.path for s in skipped])
+    if max_queries is not None:
+        dataset = sample_queries(dataset, max_queries, seed)
+    query_folder = {}
+    if dataset.queries is not None:
+        query_folder, unread = _encode([q.path for q in dataset.queries], Path(dataset.query_root), tokenizer,
+                                       cache)
+        skipped += unread
+        dataset = without(dataset, [s.path for s in unread])
+    plan = query_plan(dataset)
     index_bytes = size_on_disk(index)
     sha_of = {item.path: file_sha(Path(item.path)) for item in dataset.items}  # duplicates share a document
     position = {}  # document id -> database position
     for i, item in enumerate(dataset.items):
         position.setdefault(sha_of[item.path], i)
-    by_words = {None: _query_features(dataset, plan, tokenizer, features, sha_of, cache)}
+    by_words = {None: [features[sha_of[q.path]] if dataset.queries is None else query_folder[q.path]
+                       for q in plan.queries]}  # (words, embedding) per query: the indexing pass's, or encoded
     query_paths = [q.path for q in plan.queries]
     rows, rankings = [], {}
     with Searcher(index, tokenizer) as searcher:
@@ -99,8 +114,11 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
             start = time.time()
             query_words = searcher.query_words_for(opts)  # as an image search would: sized to the index
             if query_words not in by_words:
-                by_words[query_words] = _query_features(dataset, plan, tokenizer, features, sha_of, cache,
-                                                        query_words)
+                root = Path(dataset.query_root or dataset.root)
+                encoded, unread = _encode([q.path for q in plan.queries], root, tokenizer, cache, query_words)
+                if unread:  # read a moment ago: changed since
+                    raise ValueError(f"cannot read query image {unread[0].path}: {unread[0].reason}")
+                by_words[query_words] = [encoded[q.path] for q in plan.queries]
             query_features = by_words[query_words]
             queries = progress_bar(zip(query_features, query_paths), total=len(query_paths), desc=name, unit="query",
                                    show=progress)
@@ -117,23 +135,22 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
                 row["dims"] = opts.dims or len(query_features[0][1])
             rows.append(row)
             log.info("%s: mAP %.4f (%.0f s)", name, rows[-1]["map"], time.time() - start)
-    return Evaluation(dataset, plan, rows, rankings)
+    return Evaluation(dataset, plan, rows, rankings, skipped)
 
 
-def _query_features(dataset, plan, tokenizer, features, sha_of, cache, query_words=None):
-    """(words, embedding) per query: from the indexing pass, or encoded once for a query folder or for
-    `query_words` lifted words a query."""
-    if dataset.queries is None and query_words is None:
-        return [features[sha_of[item.path]] for item in plan.queries]
-    root = Path(dataset.query_root if dataset.queries is not None else dataset.root)
-    files = [probe(Path(q.path), root) for q in plan.queries]
-    out = [None] * len(files)
+def _encode(paths: Sequence[str], root: Path, tokenizer: Tokenizer, cache: FeatureCache | None,
+            query_words: int | None = None) -> tuple[dict[str, tuple[dict[str, int], np.ndarray]], list[Skipped]]:
+    """{path: (words, embedding)} of the images at `paths` that read (`query_words` lifted words each), and
+    those that did not, each logged as the indexer logs them."""
+    files, skipped = probe_all([Path(p) for p in paths], root)
+    out = {}
     for ok, enc, bad in tokenizer.encode_files(files, cache=cache, query_words=query_words):
         for row, i in enumerate(ok):
-            out[i] = (tokenizer.vocabulary.to_dict(enc.counts[row]), enc.embedding[row].numpy())
+            out[files[i].path] = (tokenizer.vocabulary.to_dict(enc.counts[row]), enc.embedding[row].numpy())
         for i, reason in bad:
-            raise ValueError(f"cannot read query image {files[i].path}: {reason}")
-    return out
+            log.warning("skipped %s: %s", files[i].path, reason)
+            skipped.append(Skipped(files[i].path, reason))
+    return out, skipped
 
 
 def _full_ranking(searcher, words, vector, image, opts, position, n_db) -> np.ndarray:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..files import atomic_file, write_atomic
 from ..images import file_sha, walk_images
 from ..localfeatures import NONE, need_opencv, read_grey, root_sift
 from ..progress import progress_bar
@@ -104,7 +104,7 @@ class SiftBoW:
         self.folder = Path(root) / f"sift-{name}"
         self.folder.mkdir(parents=True, exist_ok=True)
         if not (self.folder / "key.json").is_file():  # for people reading the folder; the name holds the key
-            _save_text(self.folder / "key.json", json.dumps(key, indent=2, sort_keys=True) + "\n")
+            write_atomic(self.folder / "key.json", json.dumps(key, indent=2, sort_keys=True) + "\n")
         self._vocabulary: np.ndarray | None = None
 
     def _map(self, fn, paths: Sequence[str], vocabulary: np.ndarray | None, desc: str) -> Iterator[np.ndarray]:
@@ -180,13 +180,5 @@ def sift_scores(bow: SiftBoW, db: Sequence[str], queries: Sequence[str] | None =
 
 def _save(path: Path, array: np.ndarray) -> None:
     """Atomically: a killed run leaves no half-written entry."""
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path) as f:
         np.save(f, array)
-    tmp.replace(path)
-
-
-def _save_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -15,22 +15,26 @@ query plan and the same metrics code:
 - `previous`: another model (the one the package shipped before) through the
   same modes, as `previous bm25`, `previous dense`, ...
 
-Each row holds a set's {column: {"map", "map@100"}} and the seconds each part
-took; `suite_table` prints them with a mean row.
+Each row holds a set's {column: {"map", "map@100"}}, the seconds each part
+took and how many unreadable images every column left out; `suite_table`
+prints them with a mean row. A row is handed to `on_set` as soon as its set is
+scored (the CLI writes --json then), and rows read back from such a file
+(`resumable_rows`, `--resume`) are kept rather than scored again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from ..config import SuiteSet, SuiteSpec, from_dict
+from ..config import SuiteSet, SuiteSpec, from_dict, to_dict
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import default_root
 from ..tokenizer.model import DEFAULT_MODEL
@@ -86,10 +90,43 @@ def load_suite(path: Path | None = None) -> SuiteSpec:
     return replace(spec, sets=sets, sift_train=resolve(spec.sift_train))
 
 
+def suite_settings(spec: SuiteSpec, tokenizer: Tokenizer, modes: Sequence[str], baselines: Sequence[str],
+                   previous: Tokenizer | None) -> dict:
+    """What decides a suite's numbers besides each set's folders, as JSON: rows written under other settings
+    are not resumed."""
+    config = json.dumps(to_dict(tokenizer.config), sort_keys=True).encode()
+    return {"modes": list(modes), "baselines": sorted(baselines), "model_sha256": tokenizer.model_sha256,
+            "tokenizer": hashlib.sha256(config).hexdigest()[:16], "seed": spec.seed,
+            "previous_sha256": previous.model_sha256 if previous is not None and "previous" in baselines else None,
+            "sift": {"train": spec.sift_train, "words": spec.sift_words} if "sift" in baselines else None}
+
+
+def resumable_rows(path: Path, settings: dict, spec: SuiteSpec) -> list[dict]:
+    """The rows of a suite's JSON at `path` (none if it does not exist) whose sets `spec` still holds as they
+    were; ValueError (one line) when it was written under other `settings` or is not such a file."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+        written, rows = data["settings"], data["sets"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--resume: {path} is not the JSON of a suite run ({str(exc).splitlines()[0]}); give "
+                         "the --json file an earlier run wrote, or a new one") from None
+    differ = [key for key in settings if written.get(key) != settings[key]]
+    if differ:
+        raise ValueError(f"--resume: {path} was written with other settings ({', '.join(differ)} differ); run with "
+                         "the same ones, or write to a new --json file")
+    sets = {s.name: asdict(s) for s in spec.sets}
+    return [row for row in rows if row.get("spec") is not None and sets.get(row["set"]) == row["spec"]]
+
+
 def run_suite(spec: SuiteSpec, tokenizer: Tokenizer, modes: Sequence[str], *, baselines: Sequence[str] = BASELINES,
               previous: Tokenizer | None = None, cache_root: Path | None = None, progress: bool = True,
-              sift_config: SiftConfig | None = None) -> SuiteResult:
-    """Score every set of `spec` by `modes` and `baselines` (see the module docstring)."""
+              sift_config: SiftConfig | None = None, done: Sequence[dict] = (),
+              on_set: Callable[[SuiteResult], None] | None = None) -> SuiteResult:
+    """Score every set of `spec` by `modes` and `baselines` (see the module docstring). Sets with a row in
+    `done` keep it; `on_set(result so far)` follows each set scored."""
     unknown = set(baselines) - set(BASELINES)
     if unknown:
         raise ValueError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
@@ -106,12 +143,20 @@ def run_suite(spec: SuiteSpec, tokenizer: Tokenizer, modes: Sequence[str], *, ba
 
             config = sift_config or SiftConfig(words=spec.sift_words, seed=spec.seed)
             bow = SiftBoW(Path(cache_root or default_root()), Path(spec.sift_train), config, progress=progress)
+    earlier = {row["set"]: row for row in done}
+    if earlier:
+        result.notes.append(f"resumed: {', '.join(earlier)} (rows of an earlier run, not scored again)")
     for suite_set in spec.sets:
+        if suite_set.name in earlier:
+            result.rows.append(earlier[suite_set.name])
+            continue
         log.info("suite: set %s", suite_set.name)
         row = _score_set(suite_set, spec.seed, tokenizer, modes, baselines, previous, bow, cache_root, progress)
         log.info("suite: %s: %s (seconds: %s)", row["set"],
                  ", ".join(f"{c} {_fmt(cell)}" for c, cell in row["columns"].items()), row["seconds"])
         result.rows.append(row)
+        if on_set is not None:
+            on_set(result)
     return result
 
 
@@ -143,8 +188,8 @@ def _score_set(s: SuiteSet, seed, tokenizer, modes, baselines, previous, bow, ca
         columns.update({f"previous {row['mode']}": _cell(row)
                         for row in _evaluate(s, seed, previous, modes, cache_root, progress).rows})
         seconds["previous"] = round(time.time() - start, 1)
-    return {"set": s.name, "queries": len(ev.plan.queries), "database": len(db), "columns": columns,
-            "seconds": seconds}
+    return {"set": s.name, "queries": len(ev.plan.queries), "database": len(db), "skipped": len(ev.skipped),
+            "columns": columns, "seconds": seconds, "spec": asdict(s)}
 
 
 def _evaluate(s: SuiteSet, seed, tokenizer, modes, cache_root, progress) -> Evaluation:
@@ -186,7 +231,9 @@ def suite_table(result: SuiteResult) -> str:
         lines.append(f"| {r['set']} | {r['queries']} | {r['database']} | " + " | ".join(cells) + " |")
     means = mean_row(result.rows)
     lines.append("| **mean** | | | " + " | ".join(_fmt(means.get(c)) for c in cols) + " |")
-    notes = "".join(f"\n- {n}" for n in result.notes)
+    skips = [f"{r['set']}: {r['skipped']} unreadable image(s) left out of every column (as the indexer skipped them)"
+             for r in result.rows if r.get("skipped")]
+    notes = "".join(f"\n- {n}" for n in result.notes + skips)
     return "\n".join(lines) + "\n\nEach cell: mAP / MAP@100." + notes + "\n"
 
 
@@ -203,5 +250,7 @@ def _fmt(cell: dict | None) -> str:
     return "–" if cell is None else f"{cell['map']:.3f} / {cell['map@100']:.3f}"
 
 
-def suite_json(result: SuiteResult) -> str:
-    return json.dumps({"sets": result.rows, "mean": mean_row(result.rows), "notes": result.notes}, indent=2) + "\n"
+def suite_json(result: SuiteResult, settings: dict) -> str:
+    """The rows, their mean and notes, and the `suite_settings` they were scored under (for --resume)."""
+    return json.dumps({"sets": result.rows, "mean": mean_row(result.rows), "notes": result.notes,
+                       "settings": settings}, indent=2) + "\n"

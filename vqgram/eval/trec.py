@@ -31,6 +31,7 @@ from urllib.parse import quote
 import numpy as np
 
 from vqgram.eval.datasets import QueryPlan
+from vqgram.files import atomic_file
 
 log = logging.getLogger("vqgram")
 
@@ -70,28 +71,23 @@ def write_run(
         raise ValueError(f"{len(qids)} qids, {len(docids)} rankings, {len(scores or qids)} score lists")
     _check_id("tag", tag)
     tied = 0
-    partial = Path(f"{path}.partial")  # renamed when complete: a bad ranking leaves no half-written run
-    try:
-        with open(partial, "w") as out:  # a query at a time: leave-one-out runs reach millions of lines
-            for q, qid in enumerate(qids):
-                ranking = docids[q]
-                row = np.arange(len(ranking), 0, -1) if scores is None else scores[q]
-                row = np.asarray(row, dtype=np.float64)
-                if row.shape != (len(ranking),):
-                    raise ValueError(f"query {qid}: {len(ranking)} docids but {row.size} scores")
-                step = np.diff(row)
-                if np.any(step > 0):
-                    raise ValueError(f"query {qid}: scores increase down the ranking; sort by score first")
-                tied += int(np.any(np.diff(row.astype(np.float32)) == 0))
-                _check_id("qid", qid)
-                out.write("".join(
-                    f"{qid} Q0 {_check_id('docid', d)} {rank} {score!r} {tag}\n"
-                    for rank, (d, score) in enumerate(zip(ranking, row.tolist()), start=1)
-                ))
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(path)
+    with atomic_file(path, "w") as out:  # a bad ranking leaves no half-written run; a query at a time:
+        # leave-one-out runs reach millions of lines
+        for q, qid in enumerate(qids):
+            ranking = docids[q]
+            row = np.arange(len(ranking), 0, -1) if scores is None else scores[q]
+            row = np.asarray(row, dtype=np.float64)
+            if row.shape != (len(ranking),):
+                raise ValueError(f"query {qid}: {len(ranking)} docids but {row.size} scores")
+            step = np.diff(row)
+            if np.any(step > 0):
+                raise ValueError(f"query {qid}: scores increase down the ranking; sort by score first")
+            tied += int(np.any(np.diff(row.astype(np.float32)) == 0))
+            _check_id("qid", qid)
+            out.write("".join(
+                f"{qid} Q0 {_check_id('docid', d)} {rank} {score!r} {tag}\n"
+                for rank, (d, score) in enumerate(zip(ranking, row.tolist()), start=1)
+            ))
     if tied:
         log.warning(
             "%s: %d queries have tied scores; trec_eval breaks ties by docid descending, "

@@ -52,12 +52,17 @@ class Hit:
     height: int
     inliers: int | None = None  # geometric verification's evidence, when the search asked for it (--verify)
 
-    def to_json(self) -> dict:
-        """The hit as JSON fields; `inliers` only where verification counted them."""
-        fields = asdict(self)
-        if self.inliers is None:
+
+def hits_json(hits: Sequence[Hit], start: int = 1) -> list[dict]:
+    """Hits as JSON objects (`vqgram search --json`, the serve API): their rank (from `start`), then the
+    fields; `inliers` only where verification counted them."""
+    out = []
+    for rank, hit in enumerate(hits, start):
+        fields = {"rank": rank, **asdict(hit)}
+        if hit.inliers is None:
             del fields["inliers"]
-        return fields
+        out.append(fields)
+    return out
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,14 @@ class Backend(Protocol):
     def stored_documents(self) -> Iterator[ImageDoc]:
         """Every committed document as it was added (metadata, words text, embedding), read from its stored
         fields one at a time (an export needs no photo; words None in an index made before they were stored)."""
+
+    def label_counts(self) -> dict[str, int]:
+        """label -> how many committed documents have it, counted by the engine over its `label` terms
+        (deleted documents not counted, though a term's doc freq still includes them); "" left out."""
+
+    def refresh(self) -> bool:
+        """Move the reader to the index's last commit when another process (a running `vqgram index`) has
+        made a newer one; True when it moved. This backend's own commits are seen at once without it."""
 
     def stored_words(self, doc_id: str) -> str:
         """The words text a document was indexed with (to search by an indexed image); KeyError for an

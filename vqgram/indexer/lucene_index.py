@@ -123,7 +123,7 @@ class LuceneBackend:
         self._open_writer(create=True)
         self._writer.commit()
         write_settings(path, settings)
-        self._refresh()
+        self.refresh()
         return self
 
     @classmethod
@@ -132,7 +132,7 @@ class LuceneBackend:
         path = Path(path)
         self = cls(path, read_settings(path))
         try:
-            self._refresh()
+            self.refresh()
         except Exception as exc:
             self.close()
             raise _engine_error(path, exc) from None
@@ -160,7 +160,7 @@ class LuceneBackend:
             return
         take_writer_lock(self.path, self._open_writer, _engine_error, wait)
         try:
-            self._refresh()  # see what the previous holder committed
+            self.refresh()  # see what the previous holder committed
         except Exception as exc:
             raise _engine_error(self.path, exc) from None
 
@@ -230,7 +230,7 @@ class LuceneBackend:
         try:
             if self._writer is not None:
                 self._writer.commit()
-            self._refresh()
+            self.refresh()
         except Exception as exc:
             raise _engine_error(self.path, exc) from None
 
@@ -251,14 +251,18 @@ class LuceneBackend:
         """How many segments the last commit holds."""
         return int(self._snapshot.reader.leaves().size())
 
-    def _refresh(self) -> None:
+    def refresh(self) -> bool:
+        """The snapshot of the last commit (DirectoryReader.openIfChanged: unchanged segments are shared);
+        True when it is a newer one than before (see `Backend.refresh`)."""
         if self._snapshot is None:
             self._snapshot = LuceneSnapshot.open(self._dir)
-            return
+            return True
         newer = self._snapshot.reopen()
-        if newer is not None:
-            self._snapshot.close()
-            self._snapshot = newer
+        if newer is None:
+            return False
+        self._snapshot.close()
+        self._snapshot = newer
+        return True
 
     # ---- reading ----------------------------------------------------------
 
@@ -329,6 +333,10 @@ class LuceneBackend:
     def documents(self) -> DocTable:
         """The metadata of every committed document."""
         return self._snapshot.documents()
+
+    def label_counts(self) -> dict[str, int]:
+        """Documents per label, live ones only (LuceneSnapshot.label_counts)."""
+        return self._snapshot.label_counts()
 
     def stored_words(self, doc_id: str) -> str:
         """The words text `doc_id` was indexed with; KeyError for an unknown id."""

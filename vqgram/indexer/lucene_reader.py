@@ -49,6 +49,7 @@ class LuceneSnapshot:
         self._doc_ids: np.ndarray | None = None  # doc number -> id
         self._docids: dict[str, int] | None = None  # id -> doc number of documents with an embedding
         self._table: DocTable | None = None
+        self._labels: dict[str, int] | None = None
         self._largest: int | None = None
 
     @classmethod
@@ -103,6 +104,22 @@ class LuceneSnapshot:
                              int(d.get("size")), float(d.get("mtime"))))
             self._table = DocTable.of(rows)
         return self._table
+
+    def label_counts(self) -> dict[str, int]:
+        """Live documents per label: the `label` terms of every segment, each counted by IndexSearcher.count
+        (a term's docFreq would count deleted documents too), read once per snapshot; "" left out."""
+        if self._labels is None:
+            labels = set()
+            for leaf in self.reader.leaves().toArray():
+                terms = leaf.reader().terms("label")
+                walk = terms.iterator() if terms is not None else None
+                while walk is not None and (term := walk.next()) is not None:
+                    labels.add(term.utf8ToString())
+            searcher = self.searcher()
+            counts = {label: int(searcher.count(jvm.JTermQuery(jvm.JTerm("label", label))))
+                      for label in sorted(labels - {""})}
+            self._labels = {label: n for label, n in counts.items() if n}
+        return self._labels
 
     def stored_words(self, doc_id: str) -> str | None:
         """The stored words text of document `doc_id` (None in an index made before words were stored);

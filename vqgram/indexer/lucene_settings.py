@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..files import write_atomic
 
 SETTINGS_NAME = "lucene.json"
 SETTINGS_FORMAT = 1
@@ -46,9 +47,7 @@ class LuceneSettings:
 
 def write_settings(path: Path, settings: LuceneSettings) -> None:
     """Replace `lucene.json` in `path` atomically (write a temporary file, then rename)."""
-    tmp = path / (SETTINGS_NAME + ".tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
-    os.replace(tmp, path / SETTINGS_NAME)
+    write_atomic(path / SETTINGS_NAME, json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
 
 
 def read_settings(path: Path) -> LuceneSettings:

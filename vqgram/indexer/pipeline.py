@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..images import ImageFile, Skipped, probe, walk_images
+from ..images import ImageFile, Skipped, find_images, probe_all
 from ..progress import progress_bar
 from ..tokenizer.encoder import Encoded, Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
@@ -63,14 +62,6 @@ class Plan:
     skipped: list[Skipped]
 
 
-def find_images(folder: Path) -> list[Path]:
-    """The image files below `folder`; ValueError when there are none (before any index is made)."""
-    paths = walk_images(Path(folder).resolve())
-    if not paths:
-        raise ValueError(f"no images found in {folder} (looked for jpg, jpeg, png, webp, bmp, gif, tif, tiff)")
-    return paths
-
-
 def plan_changes(folder: Path, stored: dict[str, DocMeta], threads: int = 4,
                  paths: list[Path] | None = None) -> Plan:
     """Compare the folder (or its already listed `paths`) with what the index holds; hash only files that
@@ -92,13 +83,9 @@ def plan_changes(folder: Path, stored: dict[str, DocMeta], threads: int = 4,
             keep_ids.add(meta.id)
         else:
             to_probe.append(p)
-    with ThreadPoolExecutor(threads) as pool:  # hashing and header parsing release the GIL
-        probed = list(pool.map(lambda p: probe(p, folder), to_probe))
-    todo, skipped, duplicates = [], [], 0
+    probed, skipped = probe_all(to_probe, folder, threads)
+    todo, duplicates = [], 0
     for item in probed:
-        if isinstance(item, Skipped):
-            skipped.append(item)
-            continue
         old = stored.get(item.path)
         if old and old.id != item.sha:
             remove.append(old.id)  # same path, new content
@@ -127,7 +114,7 @@ def index_folder(folder: Path, index: Path, tokenizer: Tokenizer, *, backend: st
     or, with `wait`, is waited for.
     """
     start = time.time()
-    paths = find_images(folder)  # before anything is created: an empty folder leaves no index
+    paths = find_images(Path(folder).resolve())  # before anything is created: an empty folder leaves no index
     handle = create_or_open(index, tokenizer, backend, **backend_options)
     try:
         handle.backend.begin_writing(wait)
@@ -142,8 +129,6 @@ def _run(folder, paths, handle: IndexHandle, tokenizer, batch_size, workers, com
     engine = handle.backend
     plan = plan_changes(folder, engine.stored(), paths=paths)
     report = IndexReport(unchanged=plan.unchanged, duplicates=plan.duplicates, skipped=list(plan.skipped))
-    for s in plan.skipped:
-        log.warning("skipped %s: %s", s.path, s.reason)
     if plan.remove:
         engine.delete(plan.remove)
         report.removed = len(plan.remove)

@@ -16,6 +16,7 @@ work in the query syntax, and filters (filters.py) join queries as clauses.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from .backend import (DocMeta, DocTable, Hit, ImageDoc, IndexCorrupt, IndexLocke
 from .filters import Filter
 from .tantivy_filter import restrict
 
+META = "meta.json"  # Tantivy's list of the last commit's segments, with its opstamp
 TEXT_FIELDS = ("id", "path", "label")
 INT_FIELDS = ("width", "height", "size")
 
@@ -88,11 +90,29 @@ class TantivyBackend:
         self._snapshot()
 
     def _snapshot(self) -> None:
-        """One searcher (a point-in-time view) until our next commit; doc addresses are stable in it,
-        so stored fields fetched once per document are cached by address."""
+        """One searcher (a point-in-time view) until our next commit or `refresh`; doc addresses are stable
+        in it, so stored fields fetched once per document are cached by address."""
+        self._opstamp = self._last_opstamp()  # read before the reload: the reader sees at least that commit
         self._searcher = _retrying(self.path, lambda: (self._index.reload(), self._index.searcher())[1])
         self._docs: dict[tuple[int, int], Hit] = {}
         self._table: DocTable | None = None
+        self._labels: dict[str, int] | None = None
+
+    def _last_opstamp(self) -> int | None:
+        """The opstamp of the last commit, from `meta.json` (which Tantivy replaces atomically at each commit
+        and watches itself to reload its readers); None when unreadable."""
+        try:
+            return json.loads((self.path / META).read_text())["opstamp"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def refresh(self) -> bool:
+        """A new searcher when another process committed since ours was made (see `Backend.refresh`)."""
+        opstamp = self._last_opstamp()
+        if opstamp is not None and opstamp == self._opstamp:
+            return False
+        self._snapshot()
+        return True
 
     @classmethod
     def create(cls, path: Path, embedding_dim: int | None = None) -> "TantivyBackend":
@@ -206,6 +226,14 @@ class TantivyBackend:
             meta = DocMeta(d.get_first("id"), d.get_first("path"), d.get_first("mtime"), d.get_first("size"))
             metas[meta.path] = meta
         return metas
+
+    def label_counts(self) -> dict[str, int]:
+        """Documents per label: the `label` term dictionary, each term counted over the documents an
+        all-documents query matches (the live ones; a term's doc_freq counts deleted ones until a merge)."""
+        if self._labels is None:
+            terms = self._searcher.terms_with_prefix("label", "", filter_query=tantivy.Query.all_query())
+            self._labels = {term: int(count) for term, count in terms if term}
+        return self._labels
 
     def documents(self) -> DocTable:
         if self._table is None:

@@ -13,6 +13,12 @@ from .fusion import DEFAULT_WEIGHTS
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
 MODES = WORD_MODES + ("dense", "hybrid", "funnel")
+LUCENE_MODES = ("tfidf", "jaccard")  # Tantivy ranks words by BM25 (k1 1.2, b 0.75) only
+
+
+def backend_modes(backend: str) -> tuple[str, ...]:
+    """The modes an index of `backend` answers."""
+    return MODES if backend == "lucene" else tuple(m for m in MODES if m not in LUCENE_MODES)
 
 
 @dataclass(frozen=True)

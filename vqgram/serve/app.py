@@ -3,9 +3,13 @@
     POST /api/search        multipart: image, mode, k, filter, dims, verify, query_words
     GET  /api/search?q=     the engine's query syntax (k, filter)
     GET  /api/similar/{id}  more like an indexed image (mode, k, filter, dims, verify)
-    GET  /api/info          documents, backend, model, modes, widths, which modes read which option, limits
+    GET  /api/browse        the collection a page at a time (order newest|random, seed, offset, limit, filter)
+    GET  /api/labels        documents per label, as the engine counts its `label` terms
+    GET  /api/info          documents, commits taken in, backend, model, modes, widths, which modes read
+                            which option, limits
     GET  /thumb/{id}        a JPEG thumbnail, <= 256 px
-    GET  /                  the page (static/index.html)
+    GET  /photo/{id}        the indexed file itself
+    GET  /                  the page (static/index.html, with /static/hits.js, page.js and page.css)
 
 Errors are {"error": "one line"}: 400 for a bad field, 404 for an id the index
 does not hold, 413 for an upload over the byte or pixel limit, 415 for one that
@@ -13,6 +17,7 @@ is not an image. Files are served only by document id, looked up in the index.
 """
 from __future__ import annotations
 
+import mimetypes
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -23,12 +28,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..images import DECODE_ERRORS
 from ..searcher.options import SearchOptions
-from .service import SearchService, UnknownDocument, UploadRejected
+from .service import RELOAD_EVERY, SearchService, UnknownDocument, UploadRejected
 from .thumbnails import ThumbnailCache
 
 
@@ -48,7 +53,11 @@ def _int(value: str | None, name: str, default: int | None) -> int | None:
 def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None) -> Starlette:
     """The app serving `service` (its index and model are already loaded); closes it on shutdown."""
     thumbs = thumbnails or ThumbnailCache()
-    page = files("vqgram.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+    static = files("vqgram.serve").joinpath("static")
+    page = static.joinpath("index.html").read_text(encoding="utf-8")
+    assets = {name: (static.joinpath(name).read_text(encoding="utf-8"), media)
+              for name, media in (("hits.js", "text/javascript"), ("page.js", "text/javascript"),
+                                  ("page.css", "text/css"))}
 
     def options(fields) -> tuple[int, SearchOptions]:
         """(k, options) from form or query fields; ValueError (400) for a bad one."""
@@ -80,6 +89,15 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
         k, opts = options(request.query_params)
         return JSONResponse(await run_in_threadpool(service.similar, request.path_params["id"], k, opts))
 
+    async def browse(request: Request) -> Response:
+        q = request.query_params
+        return JSONResponse(service.browse(q.get("order") or "newest", _int(q.get("seed"), "seed", 0),
+                                           _int(q.get("offset"), "offset", 0), _int(q.get("limit"), "limit", 60),
+                                           q.get("filter")))
+
+    async def labels(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(service.labels))
+
     async def info(request: Request) -> Response:
         return JSONResponse(service.info())
 
@@ -92,8 +110,21 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
             return _error(404, f"the image of document {doc_id} is gone or unreadable; re-index its folder")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
+    async def photo(request: Request) -> Response:
+        doc_id = request.path_params["id"]
+        path = service.path_of(doc_id)  # UnknownDocument (404) unless the index holds this id
+        if not path.is_file():
+            return _error(404, f"the image of document {doc_id} is gone; re-index its folder")
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
     async def index_page(request: Request) -> Response:
         return HTMLResponse(page)
+
+    async def asset(request: Request) -> Response:
+        found = assets.get(request.path_params["name"])
+        if found is None:
+            return _error(404, f"no file {request.path_params['name']!r} here")
+        return Response(found[0], media_type=found[1])
 
     async def on_value_error(request: Request, exc: ValueError) -> Response:
         status = exc.status if isinstance(exc, UploadRejected) else 400
@@ -117,7 +148,11 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
             Route("/api/search", search_upload, methods=["POST"]),
             Route("/api/search", search_text, methods=["GET"]),
             Route("/api/similar/{id}", similar),
+            Route("/api/browse", browse),
+            Route("/api/labels", labels),
             Route("/thumb/{id}", thumb),
+            Route("/photo/{id}", photo),
+            Route("/static/{name}", asset),
         ],
         exception_handlers={ValueError: on_value_error, UnknownDocument: on_unknown_id, HTTPException: on_http_error},
         lifespan=lifespan,
@@ -125,13 +160,14 @@ def create_app(service: SearchService, thumbnails: ThumbnailCache | None = None)
 
 
 def serve(index: str | Path, host: str = "127.0.0.1", port: int = 8000, thumbnails: str | Path | None = None,
-          on_ready: Callable[[], None] | None = None, **limits) -> None:
-    """Load the index and model, then serve the page and API until interrupted."""
+          on_ready: Callable[[], None] | None = None, reload_every: float = RELOAD_EVERY, **limits) -> None:
+    """Load the index and model, then serve the page and API until interrupted (taking in other processes'
+    commits every `reload_every` seconds; 0: never)."""
     import uvicorn
 
     from .service import Limits
 
-    service = SearchService(index, Limits(**limits))
+    service = SearchService(index, Limits(**limits), reload_every)
     if on_ready is not None:
         on_ready()
     uvicorn.run(create_app(service, ThumbnailCache(thumbnails)), host=host, port=port, log_level="warning")

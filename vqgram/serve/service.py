@@ -10,10 +10,18 @@ team of its own; with more such threads than cores, libgomp stops spinning
 between parallel regions and each region waits for its threads to wake (an
 encode took 80-124 ms in a request thread against ~50 ms in one thread, on two
 cores). Header checks of an upload stay in the caller's thread.
+
+While it serves, another process may add to the index (`vqgram index`): every
+`reload_every` seconds the engine thread asks the backend whether a newer
+commit exists (`Backend.refresh`) and, when one does, opens a new Searcher on
+it (the model is kept) and swaps it in, so new photos are found and counted
+within seconds of their commit, without a restart.
 """
 from __future__ import annotations
 
 import io
+import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,17 +32,20 @@ import numpy as np
 from PIL import Image
 
 from ..images import DECODE_ERRORS
-from ..indexer.backend import DocTable, Hit
-from ..searcher.options import MODES, OPTION_MODES, SearchOptions, unused_options
+from ..indexer.backend import Hit, hits_json
+from ..searcher.options import OPTION_MODES, SearchOptions, backend_modes, unused_options
 from ..searcher.searcher import Searcher
 from ..tokenizer.embedding_sizes import embedding_sizes
+from .collection import Collection
 
 T = TypeVar("T")
+log = logging.getLogger("vqgram")
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000  # 40 megapixels: a big phone photo, not a decompression bomb
 MAX_K = 200
 MAX_VERIFY = 100  # hits re-ranked by geometric verification: about 20 ms each on two cores
+RELOAD_EVERY = 2.0  # seconds between checks for another process's commit
 
 
 class UnknownDocument(LookupError):
@@ -60,32 +71,68 @@ class Limits:
     verify: int = MAX_VERIFY
 
 
-def hits_json(hits: list[Hit]) -> list[dict]:
-    return [{"rank": r, **h.to_json()} for r, h in enumerate(hits, 1)]
-
-
 class SearchService:
     """An index opened for serving: searches by upload, text and indexed image, and document lookups."""
 
-    def __init__(self, index: str | Path, limits: Limits = Limits()):
-        self.limits = limits
+    def __init__(self, index: str | Path, limits: Limits = Limits(), reload_every: float = RELOAD_EVERY):
+        self.index, self.limits = Path(index), limits
         self._engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vqgram-engine")
         self.searcher: Searcher = self._on_engine(lambda: Searcher(index))
         self.backend_name = self.searcher.handle.manifest.backend
         self._on_engine(self.searcher.load)  # the model, embeddings and metadata: now, not on the first query
         self.tokenizer = self.searcher.tokenizer
-        self.documents: DocTable = self._on_engine(self.searcher.handle.backend.documents)
+        self.collection = Collection(self._on_engine(self.searcher.handle.backend.documents))
+        self.generation = 0  # commits taken in since start: the page reloads what it shows when it moves
+        self._behind = False
+        self._stop = threading.Event()
+        self._watcher = None
+        if reload_every > 0:
+            self._watcher = threading.Thread(target=self._watch, args=(reload_every,), daemon=True,
+                                             name="vqgram-reload")
+            self._watcher.start()
 
     def _on_engine(self, fn: Callable[[], T]) -> T:
         return self._engine.submit(fn).result()
+
+    @property
+    def documents(self):
+        """The metadata of every document of the commit being served (a DocTable)."""
+        return self.collection.table
+
+    # --- another process's commits --------------------------------------------------------
+
+    def _watch(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self._on_engine(self.reload)
+            except Exception as exc:  # a commit being replaced, a damaged one: keep serving the last good one
+                if self._stop.is_set():  # closing: the engine thread is shutting down
+                    return
+                log.warning("index %s: reload failed (%s); serving the last commit read", self.index,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    def reload(self) -> bool:
+        """On the engine thread: a Searcher on the index's last commit when it is newer than the one served
+        (the backend's reader reopened, its caches dropped with the old Searcher); True when it was."""
+        if not (self.searcher.handle.backend.refresh() or self._behind):
+            return False
+        self._behind = True  # until the new commit is served: a failure below is tried again at the next check
+        fresh = Searcher(self.index, tokenizer=self.tokenizer)
+        old, self.searcher = self.searcher, fresh
+        self.collection = Collection(fresh.handle.backend.documents())
+        self.generation += 1
+        self._behind = False
+        old.close()
+        log.info("index %s: serving its commit of %d documents", self.index, len(self.documents))
+        return True
 
     # --- what the page asks ---------------------------------------------------------------
 
     def info(self) -> dict:
         manifest = self.searcher.handle.manifest
-        modes = [m for m in MODES if self.backend_name == "lucene" or m not in ("tfidf", "jaccard")]
         lift = manifest.tokenizer.model.lift
-        return {"documents": len(self.documents), "backend": self.backend_name, "modes": modes,
+        return {"documents": len(self.documents), "generation": self.generation, "backend": self.backend_name,
+                "modes": list(backend_modes(self.backend_name)),
                 "dims": list(embedding_sizes(manifest.tokenizer.model)), "model": manifest.model_path,
                 "model_sha256": manifest.model_sha256, "tokenizer": asdict(manifest.tokenizer.kgram),
                 "words_per_image": lift.active if lift is not None else None,  # None: no query_words option
@@ -96,8 +143,10 @@ class SearchService:
     def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None,
                 verify: int = 0, query_words: int | None = None) -> SearchOptions:
         """SearchOptions from request fields; ValueError (one line) for a bad mode, filter, width or depth."""
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        modes = backend_modes(self.backend_name)
+        if mode not in modes:
+            raise ValueError(f"unknown mode {mode!r} for a {self.backend_name} index; choose one of: "
+                             f"{', '.join(modes)}")
         given = [name for name, value in (("dims", dims), ("query_words", query_words)) if value is not None]
         unused = unused_options(given, mode, self.backend_name)
         if unused:
@@ -135,7 +184,7 @@ class SearchService:
 
     def search_upload(self, data: bytes, k: int, options: SearchOptions) -> dict:
         start = time.perf_counter()
-        words, vector = self.encode_upload(data, self.searcher.query_words_for(options))
+        words, vector = self.encode_upload(data, self._on_engine(lambda: self.searcher.query_words_for(options)))
         encoded = time.perf_counter()
         hits = self._on_engine(lambda: self.searcher.search_encoded(words, vector, k, options, image=data))
         done = time.perf_counter()
@@ -153,6 +202,24 @@ class SearchService:
             raise UnknownDocument(doc_id)
         return self._timed(lambda: self.searcher.similar(doc_id, k, options))
 
+    def browse(self, order: str = "newest", seed: int = 0, offset: int = 0, limit: int = 60,
+               filter: str | None = None) -> dict:
+        """A page of the collection (Collection.page); ValueError for a bad order, offset, limit or filter."""
+        if not 1 <= limit <= self.limits.k:
+            raise ValueError(f"limit={limit} must be in 1..{self.limits.k}")
+        return self.collection.page(order, seed, offset, limit, filter)
+
+    def labels(self) -> dict:
+        """{"labels": [{"label", "count"}] by name, "unlabelled": count, "documents": count}: the engine's
+        counts over its `label` terms, of the commit being served."""
+        def count() -> tuple[dict[str, int], int]:
+            backend = self.searcher.handle.backend
+            return backend.label_counts(), backend.count()
+
+        counts, documents = self._on_engine(count)
+        return {"labels": [{"label": label, "count": n} for label, n in sorted(counts.items())],
+                "unlabelled": documents - sum(counts.values()), "documents": documents}
+
     def path_of(self, doc_id: str) -> Path:
         """The file of an indexed document (never a client path); UnknownDocument for an id the index
         does not hold."""
@@ -167,7 +234,12 @@ class SearchService:
         return {"hits": hits_json(hits), "took_ms": 1000 * (time.perf_counter() - start)}
 
     def close(self) -> None:
-        """Close the index on its thread, detach that thread from the JVM (if it used one), stop it."""
+        """Stop watching for commits; close the index on its thread, detach that thread from the JVM (if it
+        used one), stop it."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+
         def shut() -> None:
             self.searcher.close()
             if self.backend_name == "lucene":

@@ -6,14 +6,11 @@ their final name and renamed, so a concurrent reader sees a whole file or none.
 """
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageOps
-
 from ..cache_dir import cache_dir
+from ..files import write_atomic
+from ..images import thumbnail_jpeg
 
 THUMB_SIZE = 256
 
@@ -37,18 +34,7 @@ class ThumbnailCache:
             return cached.read_bytes()
         except FileNotFoundError:
             pass
-        data = self._make(image)
+        data = thumbnail_jpeg(image, self.size)
         cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".tmp", delete=False) as f:
-            f.write(data)
-        os.replace(f.name, cached)
+        write_atomic(cached, data)
         return data
-
-    def _make(self, image: Path) -> bytes:
-        with Image.open(image) as img:
-            img.draft("RGB", (self.size, self.size))  # JPEG: decode at a reduced scale, much faster
-            img = ImageOps.exif_transpose(img).convert("RGB")
-        img.thumbnail((self.size, self.size))
-        out = io.BytesIO()
-        img.save(out, format="JPEG", quality=85)
-        return out.getvalue()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -21,6 +20,7 @@ import torch
 
 from ..cache_dir import cache_dir
 from ..config import ModelConfig
+from ..files import atomic_file
 from ..images import ImageFile, bucket_batches, file_sha, iter_batches
 from .device import decode_workers
 
@@ -59,10 +59,8 @@ class FeatureCache:
         for sha, array in zip(shas, arrays):
             path = self._path(sha)
             path.parent.mkdir(exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
+            with atomic_file(path) as f:
                 np.save(f, np.ascontiguousarray(array))
-            tmp.replace(path)
 
 
 @torch.inference_mode()

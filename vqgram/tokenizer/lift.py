@@ -19,9 +19,7 @@ Nothing here sees a label (the whitening of `train_lift` sees edited copies).
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from torch import nn
 
 from ..cache_dir import cache_dir
 from ..config import LiftConfig
+from ..files import atomic_file
 from .device import native_bfloat16_cpu
 from .vocabulary import Vocabulary
 
@@ -92,16 +91,12 @@ def _cached(root: Path | None, name: str, shape: tuple[int, int], dtype, build) 
     except (OSError, ValueError):
         pass
     built = build()
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            tmp = f.name
+        with atomic_file(path) as f:
             np.save(f, built.numpy())
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    except OSError:  # a read-only cache: built again next time
+        pass
     return built
 
 

@@ -20,7 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from ..config import MatryoshkaConfig, ModelConfig, VQConfig, to_dict
-from ..images import ImageFile, Skipped, probe, walk_images
+from ..images import ImageFile, find_images, probe_all
 from ..progress import progress_bar
 from .feature_cache import FeatureCache, feature_maps
 from .matryoshka import fit_matryoshka
@@ -212,21 +212,11 @@ def train_vq_model(folder: Path, out: Path, *, backbone: str = "efficientnet_lit
 
 def scan_folder(folder: Path, limit: int | None = None) -> list[ImageFile]:
     """Readable images below `folder`; with `limit`, an evenly spaced subset (every class kept)."""
-    paths = walk_images(folder)
-    if not paths:
-        raise ValueError(f"no images found in {folder}")
+    paths = find_images(folder)
     if limit and limit < len(paths):
         step = len(paths) / limit
         paths = [paths[int(i * step)] for i in range(limit)]
-    root = Path(folder)
-    files = []
-    for p in paths:
-        item = probe(p, root)
-        if isinstance(item, Skipped):
-            log.warning("skipped %s: %s", item.path, item.reason)
-        else:
-            files.append(item)
-    return files
+    return probe_all(paths, Path(folder))[0]
 
 
 def train_mrl_model(folder: Path, out: Path, *, base: Path | None = None, config: MatryoshkaConfig = MatryoshkaConfig(),
