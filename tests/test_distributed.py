@@ -107,3 +107,10 @@ def test_ray_worker_of_two_threads_gets_its_cpus(photos, tmp_path):
                     "--engine", "ray", "--workers", "1", "--threads", "2", "--partition-size", "3"],
                    check=True, timeout=300, capture_output=True)
     assert len(_rows(out)) == 6
+
+
+def test_ray_in_this_process_leaves_the_jvm_its_signal_handlers():
+    """Ray's driver here must not install its failure-signal handler over the JVM's (conftest.py says why): the
+    switch took effect, i.e. it was set before Ray was first imported."""
+    constants = pytest.importorskip("ray._private.ray_constants", reason="the ray engine needs 'ray[data]'")
+    assert constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER is True
