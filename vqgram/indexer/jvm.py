@@ -106,8 +106,10 @@ _CLASSES: dict[str, str] = {
     # Anserini (for the HNSW codec with settable M / beam width / int8, and tests)
     "JHnswIndexerArgs": "io.anserini.index.IndexHnswDenseVectors$Args",
     "JSimpleSearcher": "io.anserini.search.SimpleSearcher",
-    # vqgram's own helper (java/vqgram/lucene/Rankings.java): whole rankings as primitive arrays
+    # vqgram's own helpers (java/vqgram/lucene/*.java): whole rankings as primitive arrays (Rankings.java), a
+    # stored bytes field of many documents by id in one call (StoredBytes.java)
     "JRankings": "vqgram.lucene.Rankings",
+    "JStoredBytes": "vqgram.lucene.StoredBytes",
 }
 
 _lock = threading.Lock()
