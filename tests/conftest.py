@@ -1,10 +1,18 @@
 """Shared fixtures: a labelled collection made from the bundled sample photos, the shared imagenette folder, the
 default tokenizer."""
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# Lucene's JVM and Ray's driver share this process, in whatever order the tests run. HotSpot takes SIGSEGV for
+# its own recoverable faults (implicit null checks); Ray's CoreWorker installs Abseil's failure-signal handler over
+# it on ray.init, and the next such fault in a Lucene call killed the run. Ray reads this switch when `ray` is first
+# imported, which is after this file; the Ray workers are processes of their own and never run the JVM.
+# (Ray's docs: "JVM crashes when using PyArrow with HDFS"; libjsig.so chaining would need LD_PRELOAD before Python.)
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

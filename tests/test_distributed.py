@@ -32,6 +32,7 @@ def test_local_pool_writes_one_parquet_file_per_partition(encoded, photos):
     assert source.encoded_by.folder == str(photos.resolve())
     rows = _rows(out)
     assert {r.label for r in rows.values()} == {p.name for p in photos.iterdir()}
+    assert {r.positions for r in rows.values()} == {b""}  # a binary column (tests/test_positions.py)
     with pytest.raises(ValueError, match="already holds encoded partitions"):
         encode_folder(photos, out, engine="local")
 
@@ -107,3 +108,11 @@ def test_ray_worker_of_two_threads_gets_its_cpus(photos, tmp_path):
                     "--engine", "ray", "--workers", "1", "--threads", "2", "--partition-size", "2"],
                    check=True, timeout=300, capture_output=True)
     assert len(_rows(out)) == 3
+
+
+
+def test_ray_in_this_process_leaves_the_jvm_its_signal_handlers():
+    """Ray's driver here must not install its failure-signal handler over the JVM's (conftest.py says why): the
+    switch took effect, i.e. it was set before Ray was first imported."""
+    constants = pytest.importorskip("ray._private.ray_constants", reason="the ray engine needs 'ray[data]'")
+    assert constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER is True

@@ -1,8 +1,11 @@
 """`vqgram export` and `search --print-query`, checked with the official clients' DSL and serializers
 (no cluster runs here)."""
+import base64
+import hashlib
 import json
 import shutil
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,7 +27,8 @@ os_helpers = pytest.importorskip("opensearchpy.helpers.mapping", reason="validat
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, photos, tokenizer):
-    """An index of the cat photos built from Parquet rows, and those rows."""
+    """An index of the cat photos built from Parquet rows, and those rows (carrying made-up positions blobs:
+    the packaged model makes none yet)."""
     from vqgram import index_folder
 
     tmp = tmp_path_factory.mktemp("export")
@@ -33,6 +37,7 @@ def built(tmp_path_factory, photos, tokenizer):
     folder = photos / "cat"
     index_folder(folder, tmp / "scratch", tokenizer, workers=0, progress=False, on_batch=keep,
                  cache=tokenizer.feature_cache())
+    rows = [replace(r, positions=hashlib.sha256(r.id.encode()).digest() * (1 + n)) for n, r in enumerate(rows)]
     source = write_parquet(rows, tmp / "rows.parquet", EncodedBy.of(tokenizer, str(folder)))
     index_encoded(source, tmp / "idx", progress=False)
     return tmp, source, {r.id: r for r in rows}
@@ -57,6 +62,7 @@ def test_export_writes_a_mapping_and_bulk_actions_the_clients_accept(built, targ
     mapping._update_from_dict(body["mappings"])  # raises for an unknown field type
     assert mapping.to_dict() == body["mappings"]
     assert body["settings"]["index"]["similarity"]["vqgram_bm25"] == {"type": "BM25", "k1": 1.2, "b": 0.75}
+    assert body["mappings"]["properties"]["positions"] == {"type": "binary", "doc_values": False}
     pairs = _bulk(out)
     assert len(pairs) == len(rows)
     serializer = NdjsonSerializer() if target == "elasticsearch" else None
@@ -66,6 +72,7 @@ def test_export_writes_a_mapping_and_bulk_actions_the_clients_accept(built, targ
         assert action["index"]["_index"] == "idx"
         assert sorted(doc["words"].split()) == sorted(w for w, c in row.words.items() for _ in range(c))
         np.testing.assert_allclose(doc["embedding"], row.vector, atol=1e-6)
+        assert base64.b64decode(doc["positions"], validate=True) == row.positions and row.positions
         assert len(doc["vector"]) == 256 and np.linalg.norm(doc["vector"]) == pytest.approx(1, abs=1e-5)
         wire = serializer.dumps([action, doc]) if serializer else "\n".join(
             JSONSerializer().dumps(x) for x in (action, doc)).encode()
@@ -101,6 +108,7 @@ def test_export_needs_no_photo(tmp_path, photos, tokenizer, backend):
         doc = exported[row.id]
         assert Counter(doc["words"].split()) == row.words
         assert np.array_equal(np.asarray(doc["embedding"], np.float32), row.vector)
+        assert doc["positions"] == ""  # the packaged model makes no local words yet
         assert (doc["path"], doc["label"], doc["width"], doc["height"], doc["size"], doc["mtime"]) == \
                (row.path, row.label, row.width, row.height, row.size, row.mtime)
 

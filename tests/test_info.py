@@ -1,8 +1,4 @@
-"""`vqgram info`: a summary of an index read at a glance, the whole manifest behind --json.
-
-(Apart from test_cli.py on purpose: its Lucene case starts the JVM, which must not happen before
-test_distributed.py starts Ray in this process; Ray's signal handlers then replace the JVM's and a later
-Lucene call crashes the process.)"""
+"""`vqgram info`: a summary of an index read at a glance, the whole manifest behind --json."""
 from datetime import datetime, timedelta
 
 import pytest

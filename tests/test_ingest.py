@@ -48,12 +48,13 @@ def test_bad_rows_are_named_and_skipped(tmp_path, encoded, caplog):
     _, rows, made_by, _ = encoded
     good = rows[:5]
     source = write_jsonl(good, tmp_path / "rows.jsonl", made_by)
-    record = {**good[0].to_record(), "words": dict(good[0].words), "vector": good[0].vector.tolist()}
+    record = json.loads(source.read_text().splitlines()[1])  # the first row as JSON Lines hold it
     bad = [
         {**record, "id": "a" * 64, "path": "/x/short.jpg", "vector": record["vector"][:10]},
         {**record, "id": "b" * 64, "path": "/x/upper.jpg", "words": {"H0I0J0C1": 2}},
         {**record, "id": "c" * 64, "path": "/x/string.jpg", "words": "h0i0j0c1 h0i0j0c1"},
         {**record, "id": None, "path": "/x/noid.jpg"},
+        {**record, "id": "d" * 64, "path": "/x/blob.jpg", "positions": "%%"},
     ]
     with open(source, "a") as f:
         f.writelines(json.dumps(b) + "\n" for b in bad)
@@ -61,13 +62,14 @@ def test_bad_rows_are_named_and_skipped(tmp_path, encoded, caplog):
     report = index_encoded(source, tmp_path / "idx", progress=False)
     assert (report.indexed, report.total) == (5, 5)
     reasons = [s.reason for s in report.skipped]
-    assert [s.path for s in report.skipped] == [f"rows.jsonl line {n}" for n in range(7, 12)]
+    assert [s.path for s in report.skipped] == [f"rows.jsonl line {n}" for n in range(7, 13)]
     assert "vector width 10 but this tokenizer makes 1024" in reasons[0]
     assert "unknown word format 'H0I0J0C1'" in reasons[1]
     assert "words must be {word: count}" in reasons[2]
     assert reasons[3] == "missing id"
-    assert reasons[4].startswith("not JSON")
-    assert sum("skipped rows.jsonl line" in r.message for r in caplog.records) == 5
+    assert "positions must be base64 text" in reasons[4]
+    assert reasons[5].startswith("not JSON")
+    assert sum("skipped rows.jsonl line" in r.message for r in caplog.records) == 6
 
 
 def test_changed_removed_and_bad_rows_keep_the_rest(tmp_path, encoded):

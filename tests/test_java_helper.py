@@ -44,6 +44,7 @@ def test_shipped_classes_are_what_the_source_compiles_to(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("jnius") is None or importlib.util.find_spec("pyserini") is None,
                     reason="needs the lucene extra: pip install 'vqgram[lucene]'")
 def test_the_jvm_loads_the_shipped_helpers():
-    for name in ("AllMatches", "JaccardMatches", "TopMatches", "TermAtATime", "Queries", "DocumentValues"):
+    for name in ("AllMatches", "JaccardMatches", "TopMatches", "TermAtATime", "Queries", "DocumentValues",
+                 "StoredBytes"):
         assert getattr(jvm, f"J{name}").__javaclass__ == f"vqgram/lucene/{name}"
         assert (jvm.helper_classes() / SOURCES / f"{name}.java").is_file()  # the source ships beside its classes

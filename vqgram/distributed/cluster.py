@@ -5,6 +5,8 @@
 - `vector`: the first `dense_dims` dimensions of the embedding, renormalised, in an HNSW
   field (`knn_vector` with the Lucene engine / `dense_vector`; int8 as `sq` / `int8_hnsw`);
 - `embedding`: the full embedding, stored but not indexed (for reranking and funnels);
+- `positions`: the local words' positions blob, `binary` (base64 in the source, as both
+  clusters take it), neither searchable nor in doc values: read back from `_source` to verify hits;
 - `id`, `path`, `label` keywords; `width`, `height` integers; `size` long; `mtime` double.
 Queries: words as a bool of boosted term queries (what `search_words` runs), dense as kNN on
 the prefix, hybrid as min-max normalised score fusion with the words/dense weights
@@ -13,6 +15,7 @@ Elasticsearch: a `linear` retriever with the minmax normalizer).
 """
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +49,7 @@ def index_body(target: str, spec: VectorSpec) -> dict:
              "similarity": SIMILARITY}
     props = {"id": {"type": "keyword"}, "path": {"type": "keyword"}, "label": {"type": "keyword"},
              "width": {"type": "integer"}, "height": {"type": "integer"}, "size": {"type": "long"},
-             "mtime": {"type": "double"}, "words": words}
+             "mtime": {"type": "double"}, "words": words, "positions": {"type": "binary", "doc_values": False}}
     settings: dict = {"similarity": {SIMILARITY: {"type": "BM25", "k1": 1.2, "b": 0.75}}}
     if target == "opensearch":
         method = {"name": "hnsw", "engine": "lucene", "space_type": "innerproduct",
@@ -72,12 +75,14 @@ def prefix(vector: np.ndarray, dims: int) -> list[float]:
 
 
 def bulk_actions(index_name: str, doc: dict, spec: VectorSpec) -> tuple[dict, dict]:
-    """(action, source) for one document given as an encoded-row record (words as {word: count})."""
+    """(action, source) for one document given as an encoded-row record (words as {word: count}, positions as
+    bytes)."""
     vector = np.asarray(doc["vector"], np.float32)
     source = {"id": doc["id"], "path": doc["path"], "label": doc["label"], "width": int(doc["width"]),
               "height": int(doc["height"]), "size": int(doc["size"]), "mtime": float(doc["mtime"]),
               "words": " ".join(w for w, c in doc["words"].items() for _ in range(int(c))),
-              "vector": prefix(vector, spec.dense_dims), "embedding": vector.tolist()}
+              "vector": prefix(vector, spec.dense_dims), "embedding": vector.tolist(),
+              "positions": base64.b64encode(doc["positions"]).decode("ascii")}
     return {"index": {"_index": index_name, "_id": doc["id"]}}, source
 
 

@@ -5,7 +5,7 @@ hold the documents as bulk actions (POST /_bulk with each, or the clients'
 bulk helpers), `batch` documents per file.
 
 Each document comes from the index alone, as its engine stores it
-(`Backend.stored_documents`: metadata, words text, embedding), so no photo and
+(`Backend.stored_documents`: metadata, words text, embedding, positions), so no photo and
 no model is needed, or from the encoded rows the index was built from
 (`encoded`: a fast path for a cluster pipeline that has them).
 """

@@ -12,7 +12,9 @@ document frequencies, average lengths), so results equal those of one index.
 Shards must come from the same tokenizer and backend settings and hold
 disjoint ids; identical images in two partitions are refused with their count
 (index such partitions with one `vqgram index --encoded DIR`, which drops
-duplicates).
+duplicates). A Tantivy shard made before documents stored their local words'
+positions has another schema and is refused, named; Lucene documents carry
+their own fields, so such a shard merges and its documents read b"" positions.
 """
 from __future__ import annotations
 
@@ -92,8 +94,12 @@ def _merge_lucene(shards: list[Path], into: Path) -> None:
 
 def _merge_tantivy(shards: list[Path], into: Path) -> None:
     metas = [json.loads((s / TANTIVY_META).read_text()) for s in shards]
-    if len({json.dumps(m["schema"], sort_keys=True) for m in metas}) > 1:
-        raise ValueError("the shards' Tantivy schemas differ; build every shard with the same vqgram")
+    for shard, meta in zip(shards[1:], metas[1:]):
+        if meta["schema"] != metas[0]["schema"]:
+            ours, first = ({f["name"]: f for f in m["schema"]} for m in (meta, metas[0]))
+            differ = sorted(n for n in ours.keys() | first.keys() if ours.get(n) != first.get(n)) or ["order"]
+            raise ValueError(f"shard {shard} has another Tantivy schema than {shards[0]} (fields differ: "
+                             f"{', '.join(differ)}; made by another vqgram); index the older shard's rows again")
     segments, copied = [], []
     for shard, meta in zip(shards, metas):
         for seg in meta["segments"]:

@@ -40,6 +40,7 @@ class ImageDoc:
     size: int
     words: str  # whitespace-separated words, each repeated by its count
     vector: np.ndarray | None = None  # float32, L2-normalised full embedding
+    positions: bytes = b""  # the local words' positions, opaque (the tokenizer's format); b"": none
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,13 @@ class Backend(Protocol):
         """The metadata of every committed document (read once per commit)."""
 
     def stored_documents(self) -> Iterator[ImageDoc]:
-        """Every committed document as it was added (metadata, words text, embedding), read from its stored
-        fields one at a time (an export needs no photo; words None in an index made before they were stored)."""
+        """Every committed document as it was added (metadata, words text, embedding, positions), read from its
+        stored fields one at a time (an export needs no photo; words None in an index made before they were stored)."""
+
+    def stored_positions(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """id -> the stored positions blob of each named document, read at once for a page of hits (geometric
+        verification); b"" for a document without one (also in an index made before they were stored); ids the
+        index does not hold are left out."""
 
     def label_counts(self) -> dict[str, int]:
         """label -> how many committed documents have it, counted by the engine over its `label` terms

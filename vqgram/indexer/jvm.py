@@ -108,13 +108,15 @@ _CLASSES: dict[str, str] = {
     # Anserini (for the HNSW codec with settable M / beam width / int8, and tests)
     "JHnswIndexerArgs": "io.anserini.index.IndexHnswDenseVectors$Args",
     "JSimpleSearcher": "io.anserini.search.SimpleSearcher",
-    # vqgram's own helpers (java/vqgram/lucene/*.java): rankings as primitive arrays (Rankings.java)
+    # vqgram's own helpers (java/vqgram/lucene/*.java): rankings as primitive arrays (Rankings.java), a stored bytes field of
+    # many documents by id in one call (StoredBytes.java)
     "JAllMatches": "vqgram.lucene.AllMatches",
     "JJaccardMatches": "vqgram.lucene.JaccardMatches",
     "JTopMatches": "vqgram.lucene.TopMatches",
     "JTermAtATime": "vqgram.lucene.TermAtATime",
     "JQueries": "vqgram.lucene.Queries",
     "JDocumentValues": "vqgram.lucene.DocumentValues",
+    "JStoredBytes": "vqgram.lucene.StoredBytes",
 }
 
 _lock = threading.Lock()

@@ -73,6 +73,8 @@ class DocumentMaker:
         d.add(jvm.JStoredField("mtime", repr(float(doc.mtime))))
         d.add(jvm.JField("words", doc.words, self._words_type, signature=_FIELD_CHARSEQ))
         d.add(jvm.JNumericDocValuesField("nwords", len(set(doc.words.split()))))
+        if doc.positions:  # a document without local words stores nothing (as one made before they were)
+            d.add(jvm.JStoredField("positions", doc.positions))
         if vector is not None:
             d.add(jvm.JStoredField("embedding", vector.astype("<f4").tobytes()))
             prefix = l2norm(vector[:indexed_dims])

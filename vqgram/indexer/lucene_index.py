@@ -14,6 +14,7 @@ Fields of one document (built in lucene_documents):
   nwords    NUMERIC doc values: the number of distinct words (for Jaccard)
   vector    KnnFloatVectorField, DOT_PRODUCT, on the first `dense_dims` dims renormalised
   embedding stored bytes: the full float32 little-endian embedding (exact search, rerank)
+  positions stored bytes: the local words' positions blob (verification); absent when empty
 
 Stored numbers are strings, so every reader gets them back exactly.
 
@@ -338,6 +339,10 @@ class LuceneBackend:
         """Documents per label, live ones only (LuceneSnapshot.label_counts)."""
         return self._snapshot.label_counts()
 
+    def stored_positions(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """id -> stored positions blob of each named document (b"" without one), unknown ids left out."""
+        return self._snapshot.stored_positions(ids)
+
     def stored_words(self, doc_id: str) -> str:
         """The words text `doc_id` was indexed with; KeyError for an unknown id."""
         words = self._snapshot.stored_words(doc_id)
@@ -384,7 +389,8 @@ class LuceneBackend:
         return rank(hits, len(hits))
 
     def stored_documents(self) -> Iterator[ImageDoc]:
-        """Every committed document as it was added (metadata, words text, embedding), from its stored fields."""
+        """Every committed document as it was added (metadata, words text, embedding, positions), from its
+        stored fields."""
         return self._snapshot.stored_documents(self.settings.vector_dims)
 
     def vectors(self) -> tuple[list[str], np.ndarray]:

@@ -6,7 +6,7 @@ the next snapshot, so nothing read here can mix two commits.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -121,6 +121,17 @@ class LuceneSnapshot:
             self._labels = {label: n for label, n in counts.items() if n}
         return self._labels
 
+    def stored_positions(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """id -> stored `positions` of each named live document (b"" without one), unknown ids left out: the
+        Java helper looks the ids up and returns every value in one array (`StoredBytes.byId`)."""
+        ids = list(dict.fromkeys(map(str, ids)))  # (a ranking's ids are numpy strings, which pyjnius refuses)
+        if not ids:
+            return {}
+        raw = jvm.JStoredBytes.byId(self.reader, "id", ids, "positions").tostring()
+        lengths = np.frombuffer(raw, ">i4", count=len(ids))
+        ends = np.cumsum(np.maximum(lengths, 0)) + 4 * len(ids)
+        return {i: raw[end - n:end] for i, n, end in zip(ids, lengths.tolist(), ends.tolist()) if n >= 0}
+
     def stored_words(self, doc_id: str) -> str | None:
         """The stored words text of document `doc_id` (None in an index made before words were stored);
         KeyError for an unknown id."""
@@ -230,7 +241,7 @@ class LuceneSnapshot:
         ids, docids, rows = [], [], []
         for i in self.live_docs():
             d = sf.document(i)
-            raw = _embedding_bytes(d, vector_dims)
+            raw = _stored_bytes(d, "embedding", 4 * (vector_dims or 0))
             if raw is None:
                 continue
             ids.append(d.get("id"))
@@ -244,10 +255,11 @@ class LuceneSnapshot:
         sf = self.reader.storedFields()
         for i in self.live_docs():
             d = sf.document(i)
-            raw = _embedding_bytes(d, vector_dims)
+            raw = _stored_bytes(d, "embedding", 4 * (vector_dims or 0))
             yield ImageDoc(id=d.get("id"), path=d.get("path"), label=d.get("label"), width=int(d.get("width")),
                            height=int(d.get("height")), mtime=float(d.get("mtime")), size=int(d.get("size")),
-                           words=d.get("words"), vector=None if raw is None else embedding_matrix([raw], 0)[0])
+                           words=d.get("words"), vector=None if raw is None else embedding_matrix([raw], 0)[0],
+                           positions=_stored_bytes(d, "positions") or b"")
 
     def docids(self) -> dict[str, int]:
         """id -> doc number of every live document with an embedding (read once per snapshot)."""
@@ -258,12 +270,13 @@ class LuceneSnapshot:
         return self._docids
 
 
-def _embedding_bytes(document: Any, vector_dims: int | None) -> bytes | None:
-    """A stored document's embedding bytes (float32 little-endian), None when it has none."""
-    ref = document.getBinaryValue("embedding")
+def _stored_bytes(document: Any, field: str, length: int | None = None) -> bytes | None:
+    """A stored document's bytes `field`, None when it has none; `length`: what it is known to be (an embedding's),
+    which spares asking Java for the value's bounds."""
+    ref = document.getBinaryValue(field)
     if ref is None:
         return None
     # a stored field read back is a BytesRef over its own array (offset 0);
     # ByteArray.tostring() copies it at once, bytes(...) would go byte by byte
     raw = ref.bytes.tostring()
-    return raw if len(raw) == 4 * (vector_dims or 0) else raw[ref.offset : ref.offset + ref.length]
+    return raw if len(raw) == length else raw[ref.offset : ref.offset + ref.length]

@@ -4,10 +4,12 @@ A source is one file (`.parquet`, `.jsonl`, `.ndjson`) or a folder of them.
 Who made the rows (`EncodedBy`) travels with them: in a Parquet file's schema
 metadata under `vqgram`, in a JSON Lines file as a first line
 `{"encoded_by": {...}}`. Rows stream in batches, so a million of them never sit
-in memory at once.
+in memory at once. A row's `positions` blob is a binary column in Parquet and
+base64 text in JSON Lines; rows written without it read as b"".
 """
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +135,7 @@ def write_parquet(rows: Sequence[EncodedRow], path: str | Path, encoded_by: Enco
         "words": words,
         "vector": pa.ListArray.from_arrays(pa.array(np.arange(len(rows) + 1, dtype=np.int32) * dim),
                                            pa.array(vectors.reshape(-1), pa.float32())),
+        "positions": pa.array([r.positions for r in rows], pa.binary()),
     })
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(encoded_by.to_json()).encode()})
     tmp = path.with_name(path.name + ".tmp")
@@ -142,12 +145,13 @@ def write_parquet(rows: Sequence[EncodedRow], path: str | Path, encoded_by: Enco
 
 
 def write_jsonl(rows: Sequence[EncodedRow], path: str | Path, encoded_by: EncodedBy | None = None) -> Path:
-    """JSON Lines of rows (words as {word: count}), headed by who encoded them when known."""
+    """JSON Lines of rows (words as {word: count}, positions as base64), headed by who encoded them when known."""
     path = Path(path)
     with open(path, "w", encoding="utf-8") as f:
         if encoded_by is not None:
             f.write(json.dumps({"encoded_by": encoded_by.to_json()}) + "\n")
         for r in rows:
-            record = {**r.to_record(), "words": dict(r.words), "vector": np.asarray(r.vector, float).tolist()}
+            record = {**r.to_record(), "words": dict(r.words), "vector": np.asarray(r.vector, float).tolist(),
+                      "positions": base64.b64encode(r.positions).decode("ascii")}
             f.write(json.dumps(record) + "\n")
     return path

@@ -1,7 +1,9 @@
 """The encoded row: one image as the encoder hands it to the indexer (ARCHITECTURE.md, "Growing past one machine").
 
 A row is {id, path, label, width, height, mtime, size, words ({word: count}),
-vector}. The folder pipeline makes rows from each encoded batch, `vqgram
+vector, positions}. `positions` is the tokenizer's blob of where its local words
+lie, carried as opaque bytes (b"" when the model makes no local words; base64
+text in JSON). The folder pipeline makes rows from each encoded batch, `vqgram
 encode` writes them to Parquet, `vqgram index --encoded` reads them back: one
 contract between encoding and indexing, wherever the encoding ran.
 
@@ -12,6 +14,8 @@ refuses images encoded by one. Rows from outside are checked one by one
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from dataclasses import dataclass, field
 from itertools import chain, repeat
@@ -43,6 +47,7 @@ class EncodedRow:
     height: int = 0
     mtime: float = 0.0
     size: int = 0  # bytes of the file (0: unknown; a later folder run then re-hashes it)
+    positions: bytes = b""  # the local words' positions, opaque (the tokenizer's format); b"": none
 
     def words_text(self) -> str:
         """The words as the engines index them: each repeated by its count, space-separated."""
@@ -50,13 +55,15 @@ class EncodedRow:
 
     def to_doc(self) -> ImageDoc:
         return ImageDoc(id=self.id, path=self.path, label=self.label, width=self.width, height=self.height,
-                        mtime=self.mtime, size=self.size, words=self.words_text(), vector=self.vector)
+                        mtime=self.mtime, size=self.size, words=self.words_text(), vector=self.vector,
+                        positions=self.positions)
 
     def to_record(self) -> dict[str, Any]:
-        """A plain dict (Parquet / JSON): words as a list of (word, count), the vector as float32."""
+        """A plain dict (Parquet): words as a list of (word, count), the vector as float32, positions as bytes."""
         return {"id": self.id, "path": self.path, "label": self.label, "width": self.width,
                 "height": self.height, "mtime": self.mtime, "size": self.size,
-                "words": list(self.words.items()), "vector": np.asarray(self.vector, np.float32)}
+                "words": list(self.words.items()), "vector": np.asarray(self.vector, np.float32),
+                "positions": self.positions}
 
 
 @dataclass(frozen=True)
@@ -94,11 +101,13 @@ def rows_from_batch(files: Sequence, ok: Sequence[int], encoded, vocabulary) -> 
     """The folder pipeline's rows: files[i] for i in ok, with their encodings (row r of `encoded`)."""
     counts = encoded.counts.numpy()
     vectors = encoded.embedding.numpy()
+    positions = [b""] * len(ok)  # issue 30: the tokenizer's local-word positions, one blob per encoded image
     rows = []
     for r, i in enumerate(ok):
         f = files[i]
         rows.append(EncodedRow(id=f.sha, path=f.path, words=vocabulary.to_dict(counts[r]), vector=vectors[r],
-                               label=f.label, width=f.width, height=f.height, mtime=f.mtime, size=f.size))
+                               label=f.label, width=f.width, height=f.height, mtime=f.mtime, size=f.size,
+                               positions=positions[r]))
     return rows
 
 
@@ -119,7 +128,8 @@ def parse_row(data: Any, where: str, vector_dim: int) -> EncodedRow:
     except (TypeError, ValueError) as exc:
         raise BadRow(f"{where}: {exc}") from None
     return EncodedRow(id=doc_id, path=path, words=_words(data["words"], where),
-                      vector=_vector(data["vector"], where, vector_dim), **meta)
+                      vector=_vector(data["vector"], where, vector_dim),
+                      positions=_positions(data.get("positions"), where), **meta)
 
 
 def _int(data: dict, key: str) -> int:
@@ -147,6 +157,20 @@ def _words(words: Any, where: str) -> dict[str, int]:
     if not out:
         raise BadRow(f"{where}: no words")
     return out
+
+
+def _positions(value: Any, where: str) -> bytes:
+    """The positions blob: bytes (a Parquet binary column) or base64 text (JSON); missing or empty: b""."""
+    if value is None:
+        return b""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRow(f"{where}: positions must be base64 text, got {value[:24]!r}") from None
+    raise BadRow(f"{where}: positions must be bytes (base64 text in JSON), got {type(value).__name__}")
 
 
 def _vector(vector: Any, where: str, dim: int) -> np.ndarray:

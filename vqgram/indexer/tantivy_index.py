@@ -10,7 +10,10 @@ One writer per run: the writer (and Tantivy's lock file) is taken once by
 never slip in between two commits of a run. Readers never take the lock.
 
 `words` is indexed with the whitespace tokenizer and term frequencies (no
-positions) and stored, so an indexed image can be a query; metadata fields
+positions) and stored, so an indexed image can be a query; `positions`, the
+local words' positions blob, is stored bytes, not indexed, and left out of a
+document without one (an index made before it has no such field: its documents
+read as b"", and it takes no blob); metadata fields
 are raw strings and integers, so `label:n01440764` and `width:[500 TO *]`
 work in the query syntax, and filters (filters.py) join queries as clauses.
 """
@@ -44,6 +47,7 @@ def _schema() -> tantivy.Schema:
     b.add_float_field("mtime", stored=True, indexed=True)
     b.add_text_field("words", stored=True, tokenizer_name="whitespace", index_option="freq")
     b.add_bytes_field("embedding", stored=True)
+    b.add_bytes_field("positions", stored=True)  # last: the fields before keep the numbers older indexes gave them
     return b.build()
 
 
@@ -86,6 +90,7 @@ class TantivyBackend:
         if not _has_field(self._schema, "embedding"):
             raise ValueError(f"index {self.path} was made by an older vqgram (embeddings in a side file); "
                              "index the folder again into a new index folder")
+        self._stores_positions = _has_field(self._schema, "positions")
         self._writer: tantivy.IndexWriter | None = None
         self._snapshot()
 
@@ -148,10 +153,14 @@ class TantivyBackend:
         writer = self.writer
         for d in docs:
             self._check_vector(d)
+            extra = {"positions": d.positions} if d.positions else {}
+            if extra and not self._stores_positions:  # (tantivy-py drops a field the schema lacks, silently)
+                raise ValueError(f"index {self.path} was made before vqgram stored local-word positions, and "
+                                 f"document {d.id} ({d.path}) has them; index into a new folder")
             writer.delete_documents_by_term("id", d.id)
             writer.add_document(tantivy.Document(
                 id=d.id, path=d.path, label=d.label, width=d.width, height=d.height,
-                size=d.size, mtime=float(d.mtime), words=d.words, embedding=embedding_bytes(d.vector),
+                size=d.size, mtime=float(d.mtime), words=d.words, embedding=embedding_bytes(d.vector), **extra,
             ))
 
     def _check_vector(self, d: ImageDoc) -> None:
@@ -204,11 +213,13 @@ class TantivyBackend:
         return (searcher.doc(addr) for _score, addr in result.hits)
 
     def stored_documents(self) -> Iterator[ImageDoc]:
-        """Every committed document as it was added (metadata, words text, embedding), from its stored fields."""
+        """Every committed document as it was added (metadata, words text, embedding, positions), from its
+        stored fields."""
         for d in self._all_docs():
             raw = d.get_first("embedding")
             yield ImageDoc(**{f: d.get_first(f) for f in (*TEXT_FIELDS, *INT_FIELDS, "mtime", "words")},
-                           vector=None if raw is None else embedding_matrix([raw], 0)[0])
+                           vector=None if raw is None else embedding_matrix([raw], 0)[0],
+                           positions=d.get_first("positions") or b"")
 
     def vectors(self) -> tuple[list[str], np.ndarray]:
         """Every committed document's embedding, read from this snapshot's stored fields, in id order."""
@@ -240,6 +251,16 @@ class TantivyBackend:
             fields = ("id", "path", "label", "width", "height", "size", "mtime")
             self._table = DocTable.of(tuple(d.get_first(f) for f in fields) for d in self._all_docs())
         return self._table
+
+    def stored_positions(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """id -> stored positions blob of each named document (b"" without one), unknown ids left out."""
+        ids = list(dict.fromkeys(map(str, ids)))
+        if not ids:
+            return {}  # (Tantivy panics on a search with limit 0)
+        searcher = self._searcher
+        found = searcher.search(tantivy.Query.term_set_query(self._schema, "id", ids), limit=len(ids), count=False)
+        docs = (searcher.doc(addr) for _score, addr in found.hits)
+        return {d.get_first("id"): d.get_first("positions") or b"" for d in docs}
 
     def stored_words(self, doc_id: str) -> str:
         found = self._searcher.search(tantivy.Query.term_query(self._schema, "id", doc_id), limit=1, count=False)
