@@ -148,4 +148,4 @@ def test_an_index_made_before_positions_opens_searches_merges_and_exports(rows, 
 def test_the_folder_pipeline_stores_empty_positions_for_now(photo_index, backend):
     """The packaged model makes no local words yet: `rows_from_batch` gives every document b""."""
     stored = _stored(photo_index(backend))
-    assert len(stored) == 36 and set(stored.values()) == {b""}
+    assert len(stored) == 33 and set(stored.values()) == {b""}
