@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from vqgram.cli import main
 from vqgram.tokenizer.model import DEFAULT_MODEL
 
-CLASSES = ("church", "golf_ball", "parachute", "tench")
+CLASSES = ("astronaut", "brick", "camera", "cat", "coffee", "grass", "hubble", "rocket")
 
 
 def run(*args):
@@ -19,11 +19,11 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, photos):
-    """24 photos (4 classes of 6) and a dangling link among them, as a suite lists it."""
+    """24 photos (8 classes of 3) and a dangling link among them, as a suite lists it."""
     root = tmp_path_factory.mktemp("broken")
     for name in CLASSES:
         shutil.copytree(photos / name, root / "db" / name)
-    (root / "db" / "church" / "zz_gone.JPEG").symlink_to(root / "nowhere" / "n01440764_00000293.JPEG")
+    (root / "db" / "coffee" / "zz_gone.JPEG").symlink_to(root / "nowhere" / "n01440764_00000293.JPEG")
     return root
 
 
@@ -50,7 +50,7 @@ def test_one_eval_counts_what_it_skipped(broken, tmp_path):
     result = run("eval", broken / "db", "--mode", "bm25", "--json", out, "--report", tmp_path / "report")
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert [s["path"] for s in data["skipped"]] == [str(broken / "db" / "church" / "zz_gone.JPEG")]
+    assert [s["path"] for s in data["skipped"]] == [str(broken / "db" / "coffee" / "zz_gone.JPEG")]
     assert "No such file" in data["skipped"][0]["reason"]
     assert "skipped 1 unreadable image(s) in every mode" in result.output
     assert (tmp_path / "report" / "qrels.txt").read_text().count("zz_gone") == 0
@@ -73,13 +73,13 @@ def test_rows_are_written_as_scored_and_resume_continues(broken, tmp_path, photo
     first = json.loads(out.read_text())["sets"]
     assert [r["set"] for r in first] == ["first"] and first[0]["queries"] == 8
 
-    (queries / "tench").symlink_to(photos / "tench", target_is_directory=True)
+    (queries / "cat").symlink_to(photos / "cat", target_is_directory=True)
     resumed = run(*args, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert "resumed: first" in resumed.output
     rows = json.loads(out.read_text())["sets"]
     assert rows[0] == first[0]  # kept as written, not scored again (its seconds too)
-    assert (rows[1]["set"], rows[1]["queries"], rows[1]["database"]) == ("second", 6, 24)
+    assert (rows[1]["set"], rows[1]["queries"], rows[1]["database"]) == ("second", 3, 24)
 
     other = run("eval", "--suite", suite, "--mode", "dense", "--baselines", "", "--json", out, "--resume")
     assert other.exit_code == 1 and "was written with other settings (modes differ)" in other.output

@@ -39,7 +39,7 @@ def test_photos_indexed_by_another_process_are_found_within_10_s(backend, photos
     from vqgram import index_folder
 
     library = tmp_path / "library"
-    for name in ("church", "tench"):
+    for name in ("coffee", "cat"):
         shutil.copytree(photos / name, library / name)
     index = tmp_path / "idx"
     index_folder(library, index, tokenizer, backend=backend, progress=False, workers=0)
@@ -49,10 +49,10 @@ def test_photos_indexed_by_another_process_are_found_within_10_s(backend, photos
                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         info = wait_for_serve(url, server)
-        assert (info["documents"], info["generation"]) == (12, 0)
-        assert search_text(url, "label:golf_ball", k=5)["hits"] == []
+        assert (info["documents"], info["generation"]) == (6, 0)
+        assert search_text(url, "label:rocket", k=5)["hits"] == []
 
-        shutil.copytree(photos / "golf_ball", library / "golf_ball")  # new photos, while the server runs
+        shutil.copytree(photos / "rocket", library / "rocket")  # new photos, while the server runs
         before = commit_point(index)
         indexer = subprocess.Popen(vqgram("index", library, "--index", index, "--backend", backend, "--workers", 0),
                                    stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -61,23 +61,23 @@ def test_photos_indexed_by_another_process_are_found_within_10_s(backend, photos
         while served is None:
             if committed is None and commit_point(index) != before:
                 committed = time.time()  # the indexer's commit is on disk (to within this loop's 0.1 s)
-            if get_json(f"{url}/api/info", timeout=5)["documents"] == 18:
+            if get_json(f"{url}/api/info", timeout=5)["documents"] == 9:
                 served = time.time()
             assert time.time() < deadline and (committed is None or time.time() - committed < WITHIN_S), \
                 "the server did not take in the new commit within 10 s"
             time.sleep(0.1)
         _out, err = indexer.communicate(timeout=300)
-        assert indexer.returncode == 0 and "indexed 6, unchanged 12" in err, err
+        assert indexer.returncode == 0 and "indexed 3, unchanged 6" in err, err
         assert committed is not None and served - committed < WITHIN_S
 
-        found = search_text(url, "label:golf_ball", k=10)["hits"]
-        assert len(found) == 6 and all(h["path"].startswith(str(library / "golf_ball")) for h in found)
-        top = search_image(url, (queries / "golf_ball.jpg").read_bytes(), mode="dense", k=3)["hits"]
-        assert top[0]["label"] == "golf_ball"
+        found = search_text(url, "label:rocket", k=10)["hits"]
+        assert len(found) == 3 and all(h["path"].startswith(str(library / "rocket")) for h in found)
+        top = search_image(url, (queries / "rocket.jpg").read_bytes(), mode="dense", k=3)["hits"]
+        assert top[0]["label"] == "rocket"
         labels = get_json(f"{url}/api/labels")["labels"]
-        assert {"label": "golf_ball", "count": 6} in labels
-        page = get_json(f"{url}/api/browse?filter=label:golf_ball")
-        assert page["total"] == 6
+        assert {"label": "rocket", "count": 3} in labels
+        page = get_json(f"{url}/api/browse?filter=label:rocket")
+        assert page["total"] == 3
         print(f"{backend}: the new commit served {served - committed:.1f} s after it reached the disk")
     finally:
         server.terminate()
@@ -92,20 +92,20 @@ def test_a_reload_that_fails_is_tried_again(photos, tokenizer, tmp_path):
     from vqgram.serve import SearchService
 
     library = tmp_path / "library"
-    shutil.copytree(photos / "church", library / "church")
+    shutil.copytree(photos / "coffee", library / "coffee")
     index_folder(library, tmp_path / "idx", tokenizer, progress=False, workers=0)
     service = SearchService(tmp_path / "idx", reload_every=0)  # checked by hand below
     try:
         assert service._on_engine(service.reload) is False
-        shutil.copytree(photos / "tench", library / "tench")
+        shutil.copytree(photos / "cat", library / "cat")
         index_folder(library, tmp_path / "idx", tokenizer, progress=False, workers=0)
         (tmp_path / "idx" / "vqgram.json").rename(tmp_path / "manifest.json")
         with pytest.raises(ValueError, match="not a vqgram index"):
             service._on_engine(service.reload)
-        assert (len(service.documents), service.info()["generation"]) == (6, 0)
+        assert (len(service.documents), service.info()["generation"]) == (3, 0)
         (tmp_path / "manifest.json").rename(tmp_path / "idx" / "vqgram.json")
         assert service._on_engine(service.reload) is True
-        assert (len(service.documents), service.info()["generation"]) == (12, 1)
-        assert len(service.search_text("label:tench", 10)["hits"]) == 6
+        assert (len(service.documents), service.info()["generation"]) == (6, 1)
+        assert len(service.search_text("label:cat", 10)["hits"]) == 3
     finally:
         service.close()

@@ -192,7 +192,7 @@ class SearchService:
 
     def search_text(self, query: str, k: int, filter: str | None = None) -> dict:
         if not query.strip():
-            raise ValueError("the query is empty; give q=TEXT in the engine's query syntax, e.g. label:church")
+            raise ValueError("the query is empty; give q=TEXT in the engine's query syntax, e.g. label:cat")
         SearchOptions(filter=filter or None)  # a bad filter fails here, in one line
         return self._timed(lambda: self.searcher.search_text(query, k, filter or None))
 
