@@ -23,6 +23,7 @@ import numpy as np
 from vqgram import Tokenizer
 from vqgram.indexer.backend import ImageDoc, size_on_disk
 from vqgram.indexer.pipeline import plan_changes
+from vqgram.indexer.rows import rows_from_batch
 from vqgram.indexer.store import backend_class
 from vqgram.searcher.exact import ExactIndex
 from vqgram.searcher.fusion import fuse_rankings
@@ -39,12 +40,9 @@ def encode_folder(tok: Tokenizer, folder: Path) -> tuple[list[ImageDoc], list[di
     files = plan_changes(folder, {}).todo
     docs, words = [], []
     for ok, enc, _bad in tok.encode_files(files, batch_size=32, workers=2, cache=tok.feature_cache()):
-        counts, vectors = enc.counts.numpy(), enc.embedding.numpy()
-        for row, i in enumerate(ok):
-            f = files[i]
-            docs.append(ImageDoc(f.sha, f.path, f.label, f.width, f.height, f.mtime, f.size,
-                                 tok.vocabulary.to_text(counts[row]), vectors[row]))
-            words.append(tok.vocabulary.to_dict(counts[row]))
+        for row in rows_from_batch(files, ok, enc):
+            docs.append(row.to_doc())
+            words.append(row.words)
     return docs, words, time.time() - start
 
 

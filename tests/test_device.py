@@ -25,9 +25,9 @@ def test_auto_device_tokenizer_encodes_like_the_cpu_one(tokenizer, queries):
 
     auto = Tokenizer.from_model(device="auto")
     a, b = auto.encode_image(queries / "cat.jpg"), tokenizer.encode_image(queries / "cat.jpg")
-    assert a.counts.device.type == a.embedding.device.type == "cpu"  # results come back to the CPU
+    assert a.embedding.device.type == "cpu"  # results come back to the CPU
     if auto.device.type == "cpu":
-        assert torch.equal(a.counts, b.counts) and torch.allclose(a.embedding, b.embedding)
+        assert a.words == b.words and torch.allclose(a.embedding, b.embedding)
     else:  # bf16 autocast may flip a few codes; the embedding stays close
         assert torch.nn.functional.cosine_similarity(a.embedding, b.embedding).item() > 0.99
 

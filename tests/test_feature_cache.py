@@ -10,12 +10,12 @@ from vqgram.tokenizer.train import scan_folder
 
 
 def _encode_all(tokenizer, files, cache):
-    counts, vectors = [None] * len(files), [None] * len(files)
+    words, vectors = [None] * len(files), [None] * len(files)
     for ok, enc, bad in tokenizer.encode_files(files, workers=0, cache=cache):
         assert not bad
         for row, i in enumerate(ok):
-            counts[i], vectors[i] = enc.counts[row], enc.embedding[row]
-    return torch.stack(counts), torch.stack(vectors)
+            words[i], vectors[i] = enc.words[row], enc.embedding[row]
+    return words, torch.stack(vectors)
 
 
 def test_second_run_reads_the_cache_and_gives_the_same_encodings(photos, tokenizer, tmp_path):
@@ -24,7 +24,7 @@ def test_second_run_reads_the_cache_and_gives_the_same_encodings(photos, tokeniz
     first = _encode_all(tokenizer, files, cache)
     assert sorted(p.stem for p in cache.folder.glob("*/*.npy")) == sorted(f.sha for f in files)
     second = _encode_all(tokenizer, files, cache)
-    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    assert first[0] == second[0] and torch.equal(first[1], second[1])
     # float16 maps change the embedding by rounding only
     plain = _encode_all(tokenizer, files, None)
     assert torch.allclose(plain[1], first[1], atol=2e-3)

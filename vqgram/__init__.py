@@ -17,21 +17,21 @@ from .version import __version__
 
 _HOME = {
     "IndexManifest": "config", "KGramConfig": "config", "MatryoshkaConfig": "config", "ModelConfig": "config",
-    "TokenizerConfig": "config", "VQConfig": "config",
+    "TokenizerConfig": "config", "VQConfig": "config", "GridConfig": "config",
     "Hit": "indexer.backend", "ImageDoc": "indexer.backend", "IndexCorrupt": "indexer.backend",
     "IndexLocked": "indexer.backend",
     "IndexCheck": "indexer.health", "check_index": "indexer.health",
     "IndexReport": "indexer.pipeline", "index_folder": "indexer.pipeline",
     "open_index": "indexer.store",
-    "SearchOptions": "searcher.options",
+    "SearchOptions": "searcher.options", "Query": "searcher.rankers",
     "Searcher": "searcher.searcher",
     "Tokenizer": "tokenizer.encoder",
 }
 
 __all__ = [
-    "Hit", "ImageDoc", "IndexCheck", "IndexCorrupt", "IndexLocked", "IndexManifest", "IndexReport", "KGramConfig",
-    "MatryoshkaConfig", "ModelConfig", "SearchOptions", "Searcher", "Tokenizer", "TokenizerConfig", "VQConfig",
-    "__version__", "check_index", "index_folder", "open_index",
+    "GridConfig", "Hit", "ImageDoc", "IndexCheck", "IndexCorrupt", "IndexLocked", "IndexManifest", "IndexReport",
+    "KGramConfig", "MatryoshkaConfig", "ModelConfig", "Query", "SearchOptions", "Searcher", "Tokenizer",
+    "TokenizerConfig", "VQConfig", "__version__", "check_index", "index_folder", "open_index",
 ]
 
 
@@ -48,11 +48,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .config import IndexManifest, KGramConfig, MatryoshkaConfig, ModelConfig, TokenizerConfig, VQConfig
+    from .config import (GridConfig, IndexManifest, KGramConfig, MatryoshkaConfig, ModelConfig, TokenizerConfig,
+                         VQConfig)
     from .indexer.backend import Hit, ImageDoc, IndexCorrupt, IndexLocked
     from .indexer.health import IndexCheck, check_index
     from .indexer.pipeline import IndexReport, index_folder
     from .indexer.store import open_index
     from .searcher.options import SearchOptions
+    from .searcher.rankers import Query
     from .searcher.searcher import Searcher
     from .tokenizer.encoder import Tokenizer

@@ -188,11 +188,51 @@ class LiftConfig:
 
 
 @dataclass(frozen=True)
+class GridConfig:
+    """The grid head: local words, one per cell of a backbone stage's feature map (tokenizer/grid.py).
+
+    stage: the backbone stage whose output is coded (efficientnet_lite0: 2 = stride 8, 40 channels; 4 = stride
+    16, 112 channels). size: the longer side documents are read at for it (None: the tokenizer's max_size, so
+    the cells come from the same backbone pass as the global words). Each cell's feature is centred, whitened
+    and cut to `dims` by PCA, L2-normalised, and given the nearest of `coarse` centroids, then the nearest of
+    `fine` centroids of what is left (residual quantization): `coarse x fine` words. A query image is read
+    again at each of `query_scales` (multiples of `size`: a crop of a document is a zoom of the query, a copy
+    pasted small into another photo a shrink), one grid each. `weight`: the boost of local words against the
+    global ones in a words query. k-gram windows over the code grid come from the tokenizer's KGramConfig.
+    """
+
+    stage: int = 4
+    size: int | None = None
+    dims: int = 64
+    coarse: int = 256
+    fine: int = 256
+    query_scales: tuple[float, ...] = (0.43, 0.57, 0.71, 1.0, 1.29, 1.57, 2.0, 2.57)
+    weight: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query_scales", tuple(float(s) for s in self.query_scales))
+        if self.stage < 0 or self.dims < 1 or self.coarse < 2 or self.fine < 1:
+            raise ValueError(f"grid stage={self.stage} must be >= 0, dims={self.dims} >= 1, coarse={self.coarse} "
+                             f">= 2 and fine={self.fine} >= 1")
+        if self.size is not None and self.size < 32:
+            raise ValueError(f"grid size={self.size} is too small; use 32 or more pixels, or None")
+        if not self.query_scales or any(s <= 0 for s in self.query_scales) or self.weight < 0:
+            raise ValueError(f"grid query_scales={self.query_scales} must be positive and weight={self.weight} >= 0")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.coarse * self.fine
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """What a trained model directory holds: a backbone name and its heads.
 
-    Words come from the lift head when there is one, else from the VQ head's code grid (k-grams);
-    the embedding from the lift head, else the Matryoshka head, else the pooled backbone feature.
+    Each word head is a field named as its entry in the registry of word heads (tokenizer/heads.py): global
+    words from the lift head, k-gram words from the VQ head's code grid, local words from the grid head; an
+    image's words are every present head's. The embedding comes from the lift head, else the Matryoshka head,
+    else the pooled backbone feature.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -200,10 +240,11 @@ class ModelConfig:
     vq: VQConfig | None = field(default_factory=VQConfig)
     mrl: MatryoshkaConfig | None = None  # None: the embedding is the pooled backbone feature
     lift: LiftConfig | None = None
+    grid: GridConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.vq is None and self.lift is None:
-            raise ValueError("a model needs a word head: a VQ head (k-gram words) or a lift head")
+        if self.vq is None and self.lift is None and self.grid is None:
+            raise ValueError("a model needs a word head: a lift head, a grid head or a VQ head (k-gram words)")
         if self.lift is not None and self.lift.class_weight > 0 and self.mrl is None:
             raise ValueError("a lift head with class_weight > 0 reads the Matryoshka embedding: the model has none")
 
@@ -291,6 +332,7 @@ _NESTED = {
     "KGramConfig": KGramConfig,
     "VQConfig": VQConfig,
     "LiftConfig": LiftConfig,
+    "GridConfig": GridConfig,
     "ModelConfig": ModelConfig,
     "TokenizerConfig": TokenizerConfig,
 }

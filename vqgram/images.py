@@ -208,6 +208,19 @@ def load_resized(path: str | Path, max_size: int, multiple: int, resample: str =
     return load_rgb(path, target_size(width, height, max_size, multiple), resample)
 
 
+def load_sizes(path: str | Path, max_sizes: Sequence[int], multiple: int, resample: str = "bicubic"
+               ) -> list[Image.Image]:
+    """One decode, then the image at each of `max_sizes` as `load_resized` shapes it (a query's scales)."""
+    with Image.open(path) as img:
+        width, height = _oriented_size(img)
+        sizes = [target_size(width, height, m, multiple) for m in max_sizes]
+        if img.format == "JPEG":
+            largest = max(sizes, key=lambda wh: wh[0] * wh[1])
+            img.draft("RGB", (largest[0] * 2, largest[1] * 2))  # as load_rgb does for one size
+        whole = ImageOps.exif_transpose(img).convert("RGB")
+    return [whole if whole.size == size else whole.resize(size, _RESAMPLE[resample]) for size in sizes]
+
+
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
 
 

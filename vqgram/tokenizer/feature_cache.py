@@ -4,9 +4,10 @@ Evaluation, sweeps and training encode the same folder many times with other
 heads, k-gram settings or modes, and the backbone is ~90 % of that cost. A
 feature map depends only on the backbone, its weights and the input size, so
 those name the cache folder (`key.json` inside says which), and an image's
-content hash names its entry: a changed file misses, a renamed one hits.
-Entries are float16 `.npy` files (C, H, W), written atomically, so a killed
-run leaves no half-written entry.
+content hash names its entry: a changed file misses, a renamed one hits. The
+stage outputs a grid head reads are kept in a folder of their own per stage
+beside it. Entries are float16 `.npy` files (C, H, W), written atomically, so
+a killed run leaves no half-written entry.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..config import ModelConfig
 from ..files import atomic_file
 from ..images import ImageFile, bucket_batches, file_sha, iter_batches
 from .device import decode_workers
+from .heads import FeatureMaps
 
 
 def default_root() -> Path:
@@ -30,44 +32,62 @@ def default_root() -> Path:
     return cache_dir("features")
 
 
-class FeatureCache:
-    """sha -> (C, H, W) float16 feature map, for one backbone, weights and input size."""
+class _MapFolder:
+    """sha -> one (C, H, W) float16 map, in one folder named by its key."""
 
-    def __init__(self, root: str | Path, model: ModelConfig, max_size: int):
-        key = {"backbone": model.backbone, "backbone_weights": model.backbone_weights, "max_size": max_size}
-        if model.backbone_weights not in (None, "default"):
-            key["weights_sha1"] = file_sha(Path(model.backbone_weights))
+    def __init__(self, root: Path, prefix: str, key: dict):
         name = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        self.folder = Path(root) / f"{model.backbone}-{max_size}-{name}"
+        self.folder = Path(root) / f"{prefix}-{name}"
         self.folder.mkdir(parents=True, exist_ok=True)
         key_file = self.folder / "key.json"  # for people reading the folder; the name already holds the key
         if not key_file.is_file():
             key_file.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n")
 
-    def _path(self, sha: str) -> Path:
+    def path(self, sha: str) -> Path:
         return self.folder / sha[:2] / f"{sha}.npy"
 
-    def __contains__(self, sha: str) -> bool:
-        return self._path(sha).is_file()
-
     def get(self, shas: list[str]) -> torch.Tensor:
-        """Stacked maps of `shas` (all of one shape: one aspect-ratio bucket)."""
-        return torch.from_numpy(np.stack([np.load(self._path(s)) for s in shas]))
+        return torch.from_numpy(np.stack([np.load(self.path(s)) for s in shas]))
 
-    def put(self, shas: list[str], fmaps: torch.Tensor) -> None:
-        arrays = fmaps.to(torch.float16).cpu().numpy()
+    def put(self, shas: list[str], maps: torch.Tensor) -> None:
+        arrays = maps.to(torch.float16).cpu().numpy()
         for sha, array in zip(shas, arrays):
-            path = self._path(sha)
+            path = self.path(sha)
             path.parent.mkdir(exist_ok=True)
             with atomic_file(path) as f:
                 np.save(f, np.ascontiguousarray(array))
 
 
+class FeatureCache:
+    """sha -> FeatureMaps (the final map and `stages`' outputs), for one backbone, weights and input size."""
+
+    def __init__(self, root: str | Path, model: ModelConfig, max_size: int, stages: tuple[int, ...] = ()):
+        key = {"backbone": model.backbone, "backbone_weights": model.backbone_weights, "max_size": max_size}
+        if model.backbone_weights not in (None, "default"):
+            key["weights_sha1"] = file_sha(Path(model.backbone_weights))
+        prefix = f"{model.backbone}-{max_size}"
+        self._final = _MapFolder(root, prefix, key)
+        self.folder = self._final.folder
+        self._stages = {i: _MapFolder(root, f"{prefix}-stage{i}", {**key, "stage": i}) for i in stages}
+
+    def __contains__(self, sha: str) -> bool:
+        return all(f.path(sha).is_file() for f in (self._final, *self._stages.values()))
+
+    def get(self, shas: list[str]) -> FeatureMaps:
+        """Stacked maps of `shas` (all of one shape: one aspect-ratio bucket)."""
+        return FeatureMaps(self._final.get(shas), {i: f.get(shas) for i, f in self._stages.items()})
+
+    def put(self, shas: list[str], maps: FeatureMaps) -> None:
+        self._final.put(shas, maps.final)
+        for i, folder in self._stages.items():
+            folder.put(shas, maps.stages[i])
+
+
 @torch.inference_mode()
 def feature_maps(model, files: Sequence[ImageFile], max_size: int, *, cache: FeatureCache | None = None,
                  batch_size: int = 32, workers: int | None = None
-                 ) -> Iterator[tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]]:
-    """Yield (indices into files, their (b, C, h, w) maps, [(index, reason) unreadable]) per batch.
+                 ) -> Iterator[tuple[list[int], FeatureMaps | None, list[tuple[int, str]]]]:
+    """Yield (indices into files, their FeatureMaps, [(index, reason) unreadable]) per batch.
 
     With a cache, entries it holds are loaded (no decoding), the rest go
     through the backbone and are stored; every map is then float16-rounded,
@@ -79,7 +99,8 @@ def feature_maps(model, files: Sequence[ImageFile], max_size: int, *, cache: Fea
     if hits:
         held = [files[i] for i in hits]
         for batch in bucket_batches(held, max_size, spec.stride, batch_size):
-            yield [hits[j] for j in batch], cache.get([held[j].sha for j in batch]).float(), []
+            maps = cache.get([held[j].sha for j in batch])
+            yield [hits[j] for j in batch], _float(maps), []
     taken = set(hits)
     misses = [i for i in range(len(files)) if i not in taken]
     todo = [files[i] for i in misses]
@@ -87,8 +108,14 @@ def feature_maps(model, files: Sequence[ImageFile], max_size: int, *, cache: Fea
                                         std=spec.std, resample=spec.interpolation,
                                         batch_size=batch_size,
                                         workers=decode_workers(model.device) if workers is None else workers):
-        fmap = model.features(pixels) if ok else None
+        maps = model.features(pixels) if ok else None
         if cache is not None and ok:
-            cache.put([todo[j].sha for j in ok], fmap)
-            fmap = fmap.half().float()
-        yield [misses[j] for j in ok], fmap, [(misses[j], reason) for j, reason in bad]
+            cache.put([todo[j].sha for j in ok], maps)
+            maps = _float(maps, rounded=True)
+        yield [misses[j] for j in ok], maps, [(misses[j], reason) for j, reason in bad]
+
+
+def _float(maps: FeatureMaps, rounded: bool = False) -> FeatureMaps:
+    """float32 maps; `rounded`: through float16 first, as a cache hit gives them."""
+    as_float = (lambda m: m.half().float()) if rounded else (lambda m: m.float())
+    return FeatureMaps(as_float(maps.final), {i: as_float(m) for i, m in maps.stages.items()})

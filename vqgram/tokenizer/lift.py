@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cache_dir import cache_dir
-from ..config import LiftConfig
+from ..config import LiftConfig, ModelConfig
 from ..files import atomic_file
 from .device import native_bfloat16_cpu
+from .heads import FeatureMaps, HeadContext, HeadWords, QueryRead, WordHead, register
 from .vocabulary import Vocabulary
 
 
@@ -119,7 +120,8 @@ def check_word_count(config: LiftConfig, active: int) -> int:
     return active
 
 
-class LiftHead(nn.Module):
+@register
+class LiftHead(WordHead):
     """(feature map, class embedding) -> (embedding (B, dims), word counts (B, atoms)).
 
     `mean` and `basis` (the PCA of training descriptors) are fitted by `fit_lift`, the optional `residual`
@@ -135,9 +137,12 @@ class LiftHead(nn.Module):
     frequencies come from an exact float64 re-score of those candidates alone.
     """
 
+    name = "lift"
+
     def __init__(self, config: LiftConfig, channels: int, class_dim: int):
         super().__init__()
         self.config = config
+        self.words = LiftedWords(config)
         in_dim = channels + (class_dim if config.class_weight > 0 else 0)
         if config.dims > in_dim:
             raise ValueError(f"lift dims={config.dims} exceeds the descriptor width {in_dim}")
@@ -151,6 +156,16 @@ class LiftHead(nn.Module):
         self.register_buffer("atoms", lift_atoms(config.dims, config.atoms, config.seed), persistent=False)
         self.register_buffer("atoms_bf16", lift_atoms(config.dims, config.atoms, config.seed, dtype=torch.bfloat16)
                              if native_bfloat16_cpu() else None, persistent=False)
+
+    @classmethod
+    def build(cls, config: ModelConfig, spec) -> "LiftHead":
+        return cls(config.lift, spec.channels, config.mrl.dim if config.mrl else 0)
+
+    def encode(self, maps: FeatureMaps, context: HeadContext, query: QueryRead | None = None) -> HeadWords:
+        """The global words (a query's: `query.words` of them) and the embedding, from the final map."""
+        embedding, counts = self(self.descriptor(maps.final, context.class_embedding()),
+                                 query.words if query is not None else None)
+        return HeadWords(self.words.to_dicts(counts), embedding)
 
     def descriptor(self, fmap: torch.Tensor, class_embedding: torch.Tensor | None) -> torch.Tensor:
         """(B, C, H, W) feature map and (B, D) class embedding -> (B, in_dim) descriptor, L2-normalised."""

@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ModelConfig, from_dict, to_dict
-from .backbones import create_backbone, get_spec
+from ..config import KGramConfig, ModelConfig, from_dict, to_dict
+from ..local_words import LocalWords
+from .backbones import create_backbone, forward_stages, get_spec
 from .device import autocast
-from .lift import LiftHead, check_word_count
+from .heads import FeatureMaps, HeadContext, QueryRead, WordHead, heads_of
+from .lift import check_word_count
 from .matryoshka import MatryoshkaHead
 from .weights import DEFAULT_MODEL, read_card, read_weights, write_weights
 
@@ -33,17 +35,18 @@ _HALF_PRECISION = ("mrl.proj.", "lift.basis", "lift.residual.")
 
 
 class ModelOutput(NamedTuple):
-    tokens: torch.Tensor  # what the vocabulary counts: (B, heads, H, W) VQ codes, or (B, atoms) lifted counts
+    words: list[dict[str, int]]  # each image's words, every head's
     embedding: torch.Tensor  # (B, D) float32, L2-normalised
+    local: list[LocalWords] | None  # each image's local words (a grid head's), else None
 
 
 class VQGramModel(nn.Module):
-    """Backbone feature map -> (word tokens, embedding).
+    """Backbone feature maps -> (words, embedding, local words).
 
-    With a lift head both come from it (lifted word counts, PCA embedding);
-    otherwise the tokens are the VQ head's code grid and the embedding is the
-    Matryoshka head's output (any prefix usable), or the pooled backbone
-    feature without one; L2-normalised.
+    The model has the word heads its config names (tokenizer/heads.py), each an attribute under its name:
+    `lift` (global words and the PCA embedding), `grid` (local words, with where they are), `vq` (k-gram
+    words). The embedding is the lift head's, else the Matryoshka head's output (any prefix usable), else
+    the pooled backbone feature; L2-normalised.
     """
 
     def __init__(self, config: ModelConfig):
@@ -51,14 +54,19 @@ class VQGramModel(nn.Module):
         self.config = config
         self.spec = get_spec(config.backbone)
         self.backbone = create_backbone(config.backbone, config.backbone_weights)
-        self.vq = None
-        if config.vq:
-            from .vq import VQHead  # here: vector-quantize-pytorch imports torch._dynamo (~2 s a process)
-
-            self.vq = VQHead(self.spec.channels, config.vq)
         self.mrl = MatryoshkaHead(config.mrl) if config.mrl else None
-        class_dim = config.mrl.dim if config.mrl else 0
-        self.lift = LiftHead(config.lift, self.spec.channels, class_dim) if config.lift else None
+        self.head_names = tuple(heads_of(config))
+        for name, cls in heads_of(config).items():
+            self.add_module(name, cls.build(config, self.spec))
+        self.stages = tuple(sorted({s for h in self.word_heads for s in h.stages}))
+
+    @property
+    def word_heads(self) -> list[WordHead]:
+        return [getattr(self, name) for name in self.head_names]
+
+    def head(self, name: str) -> WordHead | None:
+        """The word head called `name`, None when the model has none."""
+        return getattr(self, name) if name in self.head_names else None
 
     def heads_state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith(_NOT_SAVED)}
@@ -66,28 +74,48 @@ class VQGramModel(nn.Module):
     def forward(self, pixels: torch.Tensor) -> ModelOutput:
         return self.from_features(self.features(pixels))
 
-    def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) pixels -> (B, C, H/stride, W/stride) backbone feature map (the costly part),
-        computed on the model's device (bf16 autocast and channels_last on CUDA), returned float32 there."""
+    def features(self, pixels: torch.Tensor) -> FeatureMaps:
+        """(B, 3, H, W) pixels -> the final (B, C, H/stride, W/stride) map and the stage outputs the heads read
+        (the costly part), computed on the model's device (bf16 autocast and channels_last on CUDA), returned
+        float32 there."""
+        final, stages = self._run(pixels, final=True)
+        return FeatureMaps(final, stages)
+
+    def stage_maps(self, pixels: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Only the stage outputs the heads read, the backbone stopped after the last (a query's other scales)."""
+        return self._run(pixels, final=False)[1]
+
+    def _run(self, pixels: torch.Tensor, final: bool):
         device = self.device
         pixels = pixels.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with autocast(device):
-            return self.backbone.forward_features(pixels).float()
+            top, stages = forward_stages(self.backbone, pixels, self.stages, final)
+        return (top.float() if top is not None else None), {i: m.float() for i, m in stages.items()}
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def from_features(self, fmap: torch.Tensor, query_words: int | None = None) -> ModelOutput:
-        """Feature map -> word tokens and embedding (cheap: what a feature cache leaves to compute);
-        `query_words`: that many lifted words an image (a query's; lift heads only)."""
-        fmap = fmap.to(self.device).contiguous()  # one memory layout (cached maps load NCHW), one rounding
-        if query_words is not None:
-            check_query_words(self.config, query_words)
-        if self.lift is not None:
-            lifted, counts = self.lift(self.lift_descriptor(fmap), query_words)
-            return ModelOutput(counts, lifted)
-        return ModelOutput(self.vq(fmap).codes, F.normalize(self._class_embedding(fmap).float(), dim=-1))
+    def from_features(self, maps: FeatureMaps, query: QueryRead | None = None,
+                      kgram: KGramConfig = KGramConfig()) -> ModelOutput:
+        """Feature maps -> words, embedding and local words (cheap: what a feature cache leaves to compute).
+        `query`: how a query image was read beyond a document (its lifted word count, a grid head's scales);
+        `kgram`: how a VQ head's code grid becomes words."""
+        maps = maps.to(self.device)
+        if query is not None and query.words is not None:
+            check_query_words(self.config, query.words)
+        class_embedding = _once(lambda: self._class_embedding(maps.final))
+        context = HeadContext(class_embedding, kgram)
+        words, embedding, local = [{} for _ in range(len(maps.final))], None, None
+        for head in self.word_heads:
+            out = head.encode(maps, context, query)
+            for mine, theirs in zip(words, out.words):
+                mine.update(theirs)
+            embedding = out.embedding if out.embedding is not None else embedding
+            local = out.local if out.local is not None else local
+        if embedding is None:
+            embedding = F.normalize(class_embedding().float(), dim=-1)
+        return ModelOutput(words, embedding, local)
 
     def lift_descriptor(self, fmap: torch.Tensor) -> torch.Tensor:
         """Feature map -> the lift head's descriptor (what `fit_lift` fits and `from_features` lifts)."""
@@ -98,6 +126,17 @@ class VQGramModel(nn.Module):
         """The Matryoshka head's output on the pooled feature, or the pooled feature without one."""
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         return self.mrl(pooled) if self.mrl is not None else pooled
+
+
+def _once(compute):
+    """`compute`, called at most once, on first use."""
+    cache = []
+
+    def value():
+        if not cache:
+            cache.append(compute())
+        return cache[0]
+    return value
 
 
 def check_query_words(config: ModelConfig, query_words: int) -> int:

@@ -55,8 +55,9 @@ def cache_features(model: VQGramModel, files: Sequence[ImageFile], max_size: int
     head = model.backbone.forward_head
     cache = CachedFeatures([], [], [], [], names)
     with progress_bar(total=len(files), desc="features", unit="img") as bar:
-        for ok, fmap, bad in feature_maps(model, files, max_size, cache=disk, batch_size=batch_size, workers=workers):
+        for ok, maps, bad in feature_maps(model, files, max_size, cache=disk, batch_size=batch_size, workers=workers):
             if ok:
+                fmap = maps.final
                 if keep_maps:
                     cache.fmaps.append(fmap.to(torch.float16).contiguous())
                 cache.pooled.append(head(fmap, pre_logits=True).float())

@@ -37,9 +37,9 @@ def descriptors(model: VQGramModel, files, max_size: int, cache: FeatureCache | 
     (`feature_maps` yields cache hits first and groups images by shape)."""
     rows, order = [], []
     with progress_bar(total=len(files), desc="descriptors", unit="img") as bar:
-        for ok, fmap, bad in feature_maps(model, files, max_size, cache=cache, workers=workers):
+        for ok, maps, bad in feature_maps(model, files, max_size, cache=cache, workers=workers):
             if ok:
-                rows.append(model.lift_descriptor(fmap).double())
+                rows.append(model.lift_descriptor(maps.final).double())
                 order += ok
             bar.update(len(ok) + len(bad))
     if not rows:
@@ -115,7 +115,7 @@ def train_lift_model(folder: Path, out: Path, *, base: Path | None = None, confi
     if config.class_weight > 0 and base_model.mrl is None:
         raise ValueError(f"--class-weight {config.class_weight} needs a base model with a Matryoshka head; "
                          "give --model one, or --class-weight 0")
-    model = VQGramModel(replace(base_model.config, vq=None, lift=config))
+    model = VQGramModel(replace(base_model.config, vq=None, grid=None, lift=config))
     model.load_state_dict({k: v for k, v in base_model.heads_state().items() if k.startswith("mrl.")}, strict=False)
     model.eval()
     files = scan_folder(folder, limit)

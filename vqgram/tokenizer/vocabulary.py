@@ -58,6 +58,10 @@ class Vocabulary:
         nz = np.flatnonzero(counts)
         return dict(zip(self.vocab[nz].tolist(), counts[nz].tolist()))
 
+    def to_dicts(self, counts: torch.Tensor) -> list[dict[str, int]]:
+        """(B, vocab_size) counts -> each image's {word: count}."""
+        return [self.to_dict(row) for row in counts.cpu().numpy()]
+
     def to_text(self, counts: torch.Tensor | np.ndarray) -> str:
         """One image's counts -> each word repeated by its count, space-separated."""
         counts = np.asarray(counts)

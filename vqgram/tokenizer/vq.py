@@ -11,10 +11,11 @@ from typing import NamedTuple
 
 import torch
 from einops import rearrange
-from torch import nn
 from vector_quantize_pytorch import VectorQuantize
 
-from ..config import VQConfig
+from ..config import ModelConfig, VQConfig
+from .heads import FeatureMaps, HeadContext, HeadWords, QueryRead, WordHead, register
+from .kgrams import KGramWords
 
 
 class VQOutput(NamedTuple):
@@ -23,7 +24,12 @@ class VQOutput(NamedTuple):
     loss: torch.Tensor  # commitment loss (0 when commitment_weight is 0)
 
 
-class VQHead(nn.Module):
+@register
+class VQHead(WordHead):
+    """The final map's cells, each quantized by `heads` codebooks; words are k-grams over the code grid."""
+
+    name = "vq"
+
     def __init__(self, channels: int, config: VQConfig):
         super().__init__()
         self.config = config
@@ -39,6 +45,14 @@ class VQHead(nn.Module):
             kmeans_init=True,
             accept_image_fmap=True,
         )
+
+    @classmethod
+    def build(cls, config: ModelConfig, spec) -> "VQHead":
+        return cls(spec.channels, config.vq)
+
+    def encode(self, maps: FeatureMaps, context: HeadContext, query: QueryRead | None = None) -> HeadWords:
+        words = KGramWords(context.kgram, self.config.heads, self.config.codebook_size)
+        return HeadWords(words.to_dicts(words.count(self(maps.final).codes)))
 
     def forward(self, fmap: torch.Tensor) -> VQOutput:
         quantized, indices, loss = self.vq(fmap)
