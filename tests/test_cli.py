@@ -49,9 +49,13 @@ def test_text_query(index):
 
 
 def test_words_and_info(index, queries):
-    result = run("words", queries / "cat.jpg", "--json")
-    counts = json.loads(result.stdout)
+    shown = json.loads(run("words", queries / "cat.jpg", "--json").stdout)
+    counts, cells, (rows, cols) = shown["words"], shown["cells"], shown["grid"]
     assert counts and all(isinstance(c, int) and c > 0 for c in counts.values())
+    # the default model's grid head: each local word once a cell it occurs in, every cell of the grid once
+    assert cells and all(len(where) == counts[word] for word, where in cells.items())
+    assert sorted(tuple(rc) for where in cells.values() for rc in where) == [(r, c) for r in range(rows)
+                                                                              for c in range(cols)]
     info = json.loads(run("info", index, "--json").stdout)
     assert info["documents"] == 33 and info["bytes"] > 0 and info["backend"] == "tantivy"
     assert info["manifest"]["tokenizer"]["kgram"]["kernel"] == 3
@@ -96,7 +100,7 @@ def test_search_defaults_are_the_search_options_defaults() -> None:
     from vqgram.searcher.searcher import SearchOptions
 
     defaults = {p.name: p.default for p in search.params}
-    assert defaults["fusion"] == SearchOptions.fusion and tuple(defaults["weights"]) == SearchOptions.weights
+    assert defaults["fusion"] == SearchOptions.fusion and defaults["weights"] is SearchOptions.weights is None
     assert defaults["depth"] == SearchOptions.depth and defaults["k1"] == SearchOptions.k1
 
 

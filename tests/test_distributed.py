@@ -2,6 +2,9 @@
 import numpy as np
 import pytest
 
+from vqgram import Query
+from vqgram.local_words import LocalWords
+
 from vqgram.distributed.engines import encode_folder
 from vqgram.distributed.shards import merge_shards
 from vqgram.indexer.ingest import index_encoded
@@ -32,7 +35,8 @@ def test_local_pool_writes_one_parquet_file_per_partition(encoded, photos):
     assert source.encoded_by.folder == str(photos.resolve())
     rows = _rows(out)
     assert {r.label for r in rows.values()} == {p.name for p in photos.iterdir()}
-    assert {r.positions for r in rows.values()} == {b""}  # a binary column (tests/test_positions.py)
+    # a binary column (tests/test_positions.py): each image's local words on one grid
+    assert {len(LocalWords.from_bytes(r.positions).grids) for r in rows.values()} == {1}
     with pytest.raises(ValueError, match="already holds encoded partitions"):
         encode_folder(photos, out, engine="local")
 
@@ -58,8 +62,8 @@ def _view(index, rows):
         ids, matrix = backend.vectors()
         order = np.argsort(ids)
         queries = list(rows.values())[::5]
-        words = [s.rank_encoded(q.words, q.vector) for q in queries]
-        dense = [s.search_encoded(q.words, q.vector, 10, SearchOptions(mode="dense", exact=True)) for q in queries]
+        words = [s.rank(Query(q.words, q.vector)).ranking for q in queries]
+        dense = [s.search(Query(q.words, q.vector), 10, SearchOptions(mode="dense", exact=True)) for q in queries]
         return (backend.count(), backend.stored(), [ids[i] for i in order], matrix[order],
                 [(r.ids.tolist(), r.scores.tolist()) for r in words], dense)
 

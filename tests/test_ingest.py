@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from vqgram import KGramConfig, Searcher, index_folder, open_index
+from vqgram import KGramConfig, Query, Searcher, index_folder, open_index
 from vqgram.indexer.ingest import index_encoded
 from vqgram.indexer.rowfiles import open_rows, write_jsonl, write_parquet
 from vqgram.indexer.rows import EncodedBy, rows_from_batch
@@ -19,7 +19,7 @@ def encoded(tmp_path_factory, photos, tokenizer):
     folder = tmp_path_factory.mktemp("photos")
     shutil.copytree(photos, folder, dirs_exist_ok=True)
     rows = []
-    keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc, tokenizer.vocabulary))
+    keep = lambda files, enc: rows.extend(rows_from_batch(files, range(len(files)), enc))
     index = tmp_path_factory.mktemp("folder-idx") / "index"
     index_folder(folder, index, tokenizer, workers=0, progress=False, on_batch=keep, cache=tokenizer.feature_cache())
     return folder, sorted(rows, key=lambda r: r.path), EncodedBy.of(tokenizer, str(folder.resolve())), index
@@ -27,7 +27,7 @@ def encoded(tmp_path_factory, photos, tokenizer):
 
 def _results(index, rows):
     with Searcher(index) as s:
-        return [[(h.id, round(h.score, 4)) for h in s.search_encoded(r.words, r.vector, 5)] for r in rows[::7]]
+        return [[(h.id, round(h.score, 4)) for h in s.search(Query(r.words, r.vector), 5)] for r in rows[::7]]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

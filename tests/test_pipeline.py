@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from vqgram import KGramConfig, Searcher, Tokenizer, index_folder, open_index
+from vqgram import KGramConfig, Query, SearchOptions, Searcher, Tokenizer, index_folder, open_index
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,8 @@ def test_max_terms_prunes_the_query(indexed, tokenizer):
     image = sorted(folder.rglob("*.jpg"))[0]
     words = tokenizer.words(image)
     with Searcher(index) as s:
-        full = s.search_words(words, k=33)
-        pruned = s.search_words(words, k=33, max_terms=5)
+        full = s.search(Query(words), 33)
+        pruned = s.search(Query(words), 33, SearchOptions(max_terms=5))
     assert len(pruned) <= len(full)
     assert full[0].path == str(image.resolve())
 
@@ -128,8 +128,8 @@ def test_prf_searches_with_the_query_averaged_with_its_neighbours(indexed, token
         by_hand = q + unit[nearest].sum(0)
         by_hand = by_hand / np.linalg.norm(by_hand) + mean  # the raw vector whose centred direction it is
         for mode in ("dense", "hybrid", "funnel"):
-            with_prf = s.search_encoded({}, vector, 8, SearchOptions(mode=mode, prf_depth=4))
-            expected = s.search_encoded({}, by_hand, 8, SearchOptions(mode=mode))
+            with_prf = s.search(Query({}, vector), 8, SearchOptions(mode=mode, prf_depth=4))
+            expected = s.search(Query({}, by_hand), 8, SearchOptions(mode=mode))
             assert [h.id for h in with_prf] == [h.id for h in expected]
             assert [h.score for h in with_prf] == pytest.approx([h.score for h in expected], abs=1e-5)
     with pytest.raises(ValueError, match="prf_depth=-1"):
@@ -150,7 +150,7 @@ def test_dense_scores_are_cosines_around_the_collection_mean(indexed, tokenizer,
         unit = (matrix - mean) / np.linalg.norm(matrix - mean, axis=1, keepdims=True)
         cosines = unit @ ((vector - mean) / np.linalg.norm(vector - mean))
         order = np.argsort(-cosines, kind="stable")[:5]
-        hits = s.search_encoded({}, vector, 5, SearchOptions(mode="dense"))
+        hits = s.search(Query({}, vector), 5, SearchOptions(mode="dense"))
         assert [h.id for h in hits] == [ids[i] for i in order]
         assert [h.score for h in hits] == pytest.approx(cosines[order].tolist(), abs=1e-5)
         similar = s.similar(hits[0].id, 1, SearchOptions(mode="dense"))
@@ -164,9 +164,9 @@ def test_vector_modes_need_an_embedding(indexed):
     with Searcher(index) as s:
         for mode in ("dense", "hybrid", "funnel"):
             with pytest.raises(ValueError, match=f"mode {mode} needs the query's embedding"):
-                s.search_encoded({"h0i0j0c1": 1}, None, 5, SearchOptions(mode=mode))
+                s.search(Query({"h0i0j0c1": 1}), 5, SearchOptions(mode=mode))
             with pytest.raises(ValueError, match=f"mode {mode} needs the query's embedding"):
-                s.rank_encoded({"h0i0j0c1": 1}, None, SearchOptions(mode=mode))
+                s.rank(Query({"h0i0j0c1": 1}), None, SearchOptions(mode=mode))
 
 
 def test_an_index_of_an_earlier_packaged_default_still_opens_and_grows(tmp_path, photos, queries):

@@ -2,6 +2,7 @@
 shard merges and export, and read back for a page of hits at once; indexes made before it still work."""
 import base64
 import json
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -145,7 +146,21 @@ def test_an_index_made_before_positions_opens_searches_merges_and_exports(rows, 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_the_folder_pipeline_stores_empty_positions_for_now(photo_index, backend):
-    """The packaged model makes no local words yet: `rows_from_batch` gives every document b""."""
-    stored = _stored(photo_index(backend))
-    assert len(stored) == 33 and set(stored.values()) == {b""}
+def test_the_folder_pipeline_stores_each_documents_local_words(photo_index, backend):
+    """The packaged model's grid head: every document stores one grid of local words, a word a cell, whose
+    codes are the document's local words (tests/test_local_words.py checks them against the tokenizer)."""
+    from vqgram.local_words import LocalWords, is_local
+
+    index = photo_index(backend)
+    stored = _stored(index)
+    assert len(stored) == 33
+    handle = open_index(index)
+    try:
+        for doc_id, blob in stored.items():
+            local = LocalWords.from_bytes(blob)
+            (rows, cols), = local.grids
+            assert len(local.codes) == rows * cols and max(rows, cols) == 14  # 224 px, stride 16
+            words = Counter(handle.backend.stored_words(doc_id).split())
+            assert Counter(local.codes.tolist()) == Counter(int(w[1:]) for w in words.elements() if is_local(w))
+    finally:
+        handle.close()

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import BACKENDS
 from vqgram.searcher.options import MODES, WORD_MODES
-from vqgram.searcher.rankers import DenseRanker, FusedRanker, Query, WordsRanker, hits_of
+from vqgram.searcher.rankers import DenseRanker, FusedRanker, WordsRanker, hits_of
 from vqgram.searcher.searcher import SearchOptions, Searcher
 
 VERIFY = (0, 3) if importlib.util.find_spec("cv2") else (0,)
@@ -25,19 +25,19 @@ def _same_head(top, whole, k):
 def test_every_modes_top_k_is_the_head_of_its_whole_ranking(photo_index, tokenizer, backend, query_image):
     with Searcher(photo_index(backend), tokenizer) as s:
         n = s.handle.backend.count()
-        words, vector = s.encode_image(query_image)
+        query = s.encode_image(query_image)
         modes = [m for m in MODES if backend == "lucene" or m not in ("tfidf", "jaccard")]
         for mode in modes:
             for filter_ in (None, f"NOT label:{query_image.parent.name}"):
                 for verify in VERIFY:
                     # exact: Lucene's HNSW answers a top k only; depth n: hybrid fuses whole runs
                     options = SearchOptions(mode=mode, exact=True, depth=n, filter=filter_, verify=verify)
-                    whole = s.rank_encoded(words, vector, options, image=query_image)
+                    whole = s.rank(query, None, options).ranking
                     assert len(set(whole.ids.tolist())) == len(whole) <= n
                     if mode not in WORD_MODES and filter_ is None:
                         assert len(whole) == n  # dense scores every document
                     for k in (1, 10):
-                        top = s.search_encoded(words, vector, k, options, image=query_image)
+                        top = s.search(query, k, options)
                         _same_head(top, whole, k)
                         assert all((h.inliers is not None) == bool(verify) for h in top[:verify or k])
 
@@ -46,10 +46,9 @@ def test_a_fusion_of_three_runs_is_one_ranking_path(photo_index, tokenizer, quer
     """FusedRanker takes any number of runs (words, a dense prefix, the full embedding here)."""
     with Searcher(photo_index("tantivy"), tokenizer) as s:
         backend, n = s.handle.backend, s.handle.backend.count()
-        words, vector = s.encode_image(query_image)
+        query = s.encode_image(query_image)
         fused = FusedRanker([WordsRanker(backend), DenseRanker(backend, s.vectors, dims=64),
                              DenseRanker(backend, s.vectors)], "score", (0.5, 0.5, 1.0), depth=n)
-        query = Query(words, vector)
         whole = fused.rank(query).ranking
         assert len(whole) == n
         _same_head(hits_of(fused.rank(query, 5), backend), whole, 5)

@@ -343,7 +343,7 @@ def small_index(tmp_path_factory, photos):
     (["--dims", "5000"], "--dims applies to mode dense / hybrid only, not bm25"),
     (["--mode", "dense", "--dims", "7"], "dims=7 is not an embedding width of this index's model"),
     (["--mode", "dense", "--ef", "50"], "--ef applies to Lucene's HNSW only"),
-    (["--mode", "funnel", "--weights", "1", "1"], "--weights applies to mode hybrid only"),
+    (["--mode", "funnel", "--weights", "1,1"], "--weights applies to mode hybrid only"),
     (["--mode", "dense", "--max-terms", "5"], "--max-terms applies to mode bm25 / tfidf / jaccard / hybrid only"),
     (["--mode", "dense", "--query-words", "500"], "--query-words applies to mode bm25 / tfidf / jaccard / hybrid only"),
     (["--query-words", "70000"], "70000 words an image: choose 1 to 65408 (this model's images get 384)"),

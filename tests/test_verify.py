@@ -2,6 +2,8 @@
 import json
 import logging
 import shutil
+from dataclasses import replace
+from functools import partial
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +16,8 @@ from vqgram.copies import EDITS_BY_NAME, make_copy  # noqa: E402
 from vqgram.localfeatures import read_grey, root_sift  # noqa: E402
 from vqgram.searcher.searcher import SearchOptions, Searcher  # noqa: E402
 from vqgram.searcher.verify import VerifyConfig, Verifier, count_inliers, verified_order  # noqa: E402
+
+FILES = partial(SearchOptions, verify_files=True)  # --verify by RootSIFT on the files (the default reads positions)
 
 EDITS = ("crop60", "rotate_crop", "overlay", "perspective", "colour", "hflip")
 
@@ -71,20 +75,20 @@ def test_search_puts_the_original_first_and_only_reorders(photo_index, tokenizer
     with Searcher(photo_index("tantivy"), tokenizer) as searcher:
         for name in ("crop60", "hflip"):
             plain = searcher.search_image(copies[name], 10, SearchOptions(mode="hybrid"))
-            hits = searcher.search_image(copies[name], 10, SearchOptions(mode="hybrid", verify=10))
+            hits = searcher.search_image(copies[name], 10, FILES(mode="hybrid", verify=10))
             assert sorted(h.id for h in hits) == sorted(h.id for h in plain)
             assert hits[0].path == str(original) and hits[0].inliers >= VerifyConfig().min_inliers
             others = [h for h in hits if h.label != original.parent.name]  # not the original's indexed copies
             assert others and all(h.inliers < VerifyConfig().min_inliers for h in others)
-            assert len(searcher.search_image(copies[name], 3, SearchOptions(mode="hybrid", verify=10))) == 3
+            assert len(searcher.search_image(copies[name], 3, FILES(mode="hybrid", verify=10))) == 3
         # a full ranking: the head permuted, the tail untouched
-        words, vector = searcher.encode_image(copies["crop60"])
-        full = searcher.rank_encoded(words, vector, SearchOptions(mode="dense"))
-        checked = searcher.rank_encoded(words, vector, SearchOptions(mode="dense", verify=8), image=copies["crop60"])
+        query = searcher.encode_image(copies["crop60"])
+        full = searcher.rank(query, None, SearchOptions(mode="dense")).ranking
+        checked = searcher.rank(query, None, FILES(mode="dense", verify=8)).ranking
         assert sorted(checked.ids[:8]) == sorted(full.ids[:8]) and (checked.ids[8:] == full.ids[8:]).all()
         assert checked.ids[0] == hits[0].id
         with pytest.raises(ValueError, match="query image"):
-            searcher.rank_encoded(words, vector, SearchOptions(mode="dense", verify=8))
+            searcher.rank(replace(query, image=None), None, FILES(mode="dense", verify=8))
 
 
 def test_a_hit_whose_file_is_gone_keeps_its_place_behind_the_verified(tmp_path, tokenizer, photos, original, caplog):
@@ -96,7 +100,7 @@ def test_a_hit_whose_file_is_gone_keeps_its_place_behind_the_verified(tmp_path, 
     gone = sorted(folder.iterdir())[-1]
     gone.unlink()
     with Searcher(tmp_path / "idx", tokenizer) as searcher, caplog.at_level(logging.WARNING, "vqgram"):
-        hits = searcher.search_image(original, 6, SearchOptions(verify=6))
+        hits = searcher.search_image(original, 6, FILES(verify=6))
     assert hits[0].path == str(folder / original.name) and hits[0].inliers >= VerifyConfig().min_inliers
     assert [h.inliers for h in hits if h.path == str(gone)] == [None]
     assert "1 of 3 hit images could not be read" in caplog.text

@@ -13,24 +13,33 @@ from .app import friendly, main, make_tokenizer, tokenizer_options
 @main.command()
 @click.argument("image", type=click.Path())
 @tokenizer_options
-@click.option("--json", "as_json", is_flag=True, help="Print {word: count} as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"words\": {word: count}, \"cells\": {local word: [[row, col], ...]}, \"grid\": [rows, cols]} as JSON.")
 @friendly
 def words(image, model, kgram, kernel, padding, stride, max_size, as_json):
-    """Print IMAGE's words with their counts (what the engine sees)."""
+    """Print IMAGE's words with their counts (what the engine sees); a local word also with the grid cells it
+    occurs in (row,col on the grid, whose size is printed after the words)."""
+    from ..local_words import local_word
+
     path = Path(image)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     tok = make_tokenizer(model, kgram, kernel, padding, stride, max_size)
     try:
-        counts = tok.words(path)
+        counts, local = tok.document(path)
     except OSError as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
+    cells: dict[str, list[list[int]]] = {}
+    if local is not None:
+        for code, r, c in zip(local.codes.tolist(), local.rows.tolist(), local.cols.tolist()):
+            cells.setdefault(local_word(code), []).append([r, c])
     if as_json:
-        click.echo(json.dumps(counts))
+        click.echo(json.dumps({"words": counts, "cells": cells, "grid": list(local.grids[0]) if local else None}))
         return
     for w, c in counts.items():
-        click.echo(f"{w}\t{c}")
-    click.echo(f"{len(counts)} distinct words, {sum(counts.values())} in all", err=True)
+        where = " ".join(f"{r},{col}" for r, col in cells.get(w, ()))
+        click.echo(f"{w}\t{c}" + (f"\t{where}" if where else ""))
+    grid = f"; local words on a {local.grids[0][0]}x{local.grids[0][1]} grid" if local is not None else ""
+    click.echo(f"{len(counts)} distinct words, {sum(counts.values())} in all{grid}", err=True)
 
 
 @main.command()
@@ -81,13 +90,20 @@ def model_name(manifest) -> str:
 
 
 def word_heads(config) -> str:
-    """The word head of a tokenizer config: its vocabulary and words an image."""
-    model = config.model
+    """The word heads of a tokenizer config: each one's vocabulary and words an image, '; '-separated."""
+    model, heads = config.model, []
     if model.lift:
-        return f"lifted: {model.lift.atoms:,} in the vocabulary, {model.lift.active} an image"
-    k = config.kgram
-    return (f"{k.kind} k-grams: {model.vq.heads} heads x {k.kernel}x{k.kernel} offsets x {model.vq.codebook_size} "
-            f"codes, stride {k.stride}, padding {k.padding}, images at {config.max_size} px")
+        heads.append(f"lifted: {model.lift.atoms:,} in the vocabulary, {model.lift.active} an image")
+    if model.grid:
+        g = model.grid
+        heads.append(f"local: {g.vocab_size:,} in the vocabulary, one a cell of stage {g.stage} at "
+                     f"{g.size or config.max_size} px, queries at {len(g.query_scales)} scales")
+    if model.vq:
+        k = config.kgram
+        heads.append(f"{k.kind} k-grams: {model.vq.heads} heads x {k.kernel}x{k.kernel} offsets x "
+                     f"{model.vq.codebook_size} codes, stride {k.stride}, padding {k.padding}, images at "
+                     f"{config.max_size} px")
+    return "; ".join(heads)
 
 
 def embedding_summary(model) -> str:

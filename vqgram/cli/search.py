@@ -20,6 +20,14 @@ def parse_stages(value: str):
         raise click.BadParameter(f"{value!r}; write stages as DIMS:SHORTLIST[,DIMS:SHORTLIST], e.g. 16:200") from None
 
 
+def parse_weights(value: str) -> tuple[float, ...]:
+    """'0.5,1' -> (0.5, 1.0)."""
+    try:
+        return tuple(float(w) for w in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}; write weights as numbers separated by commas, e.g. 0.5,1") from None
+
+
 @main.command()
 @click.argument("index", type=click.Path())
 @click.option("--image", type=click.Path(), help="Query image.")
@@ -43,8 +51,9 @@ def parse_stages(value: str):
               help="Exact dense scores: cosines of embeddings minus the index's mean embedding, or raw cosines.")
 @click.option("--fusion", type=click.Choice(["score", "rrf"]), default="score",
               help="Hybrid: min-max score fusion or reciprocal rank fusion.")
-@click.option("--weights", type=(float, float), default=DEFAULT_WEIGHTS, show_default=True,
-              help="Hybrid: weights of words and dense.")
+@click.option("--weights", default=None, callback=lambda c, p, v: v and parse_weights(v), metavar="W,W[,W]",
+              help="Hybrid: a weight a run: global words, local words, dense for a model with local words "
+                   "[default: 0.5,0.5,1], else words, dense [default: 0.5,1].")
 @click.option("--depth", type=click.IntRange(1), default=100, help="Hybrid: hits per run before fusing.")
 @click.option("--stages", "stages", default=None, callback=lambda c, p, v: v and parse_stages(v),
               help="Funnel: DIMS:SHORTLIST stages, then rerank at full width "
@@ -55,15 +64,21 @@ def parse_stages(value: str):
               help="Only documents passing it, e.g. 'label:cats AND width:[1000 TO *]' (fields: label, id, "
                    "path (a prefix), folder, width, height, size, mtime; see README).")
 @click.option("--verify", type=click.IntRange(0), default=0, metavar="N",
-              help="Re-rank the top N hits by geometric verification: RootSIFT matches of the query and each hit's "
-                   "image file that agree on one transform, most first (finds edited copies; 0: off).")
+              help="Re-rank the top N hits by geometric verification, most inliers first (finds edited copies; "
+                   "0: off): shared local words that agree on one placement, read from the index (models with "
+                   "local words), else RootSIFT matches with each hit's image file.")
+@click.option("--verify-files", is_flag=True,
+              help="Verify from the hits' image files (RootSIFT) even where the index stores local words.")
+@click.option("--explain", is_flag=True,
+              help="Show where each hit matched: boxes in the hit's pixels, the query's region, the matched "
+                   "local words (from the index; with --json as 'boxes', 'query_box', 'matched').")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.option("--print-query", type=click.Choice(["opensearch", "elasticsearch"]), default=None,
               help="Print the cluster request body for this image query (bm25, dense, hybrid) instead of searching.")
 @click.pass_context
 @friendly
 def search(ctx, index, image, query, k, mode, max_terms, query_words, prune_terms, k1, b, dims, ef, exact, centre,
-           fusion, weights, depth, stages, prf_depth, filter_, verify, as_json, print_query):
+           fusion, weights, depth, stages, prf_depth, filter_, verify, verify_files, explain, as_json, print_query):
     """Search INDEX by an image (--image) or by a text query (--query)."""
     from ..searcher.options import OPTION_MODES, SearchOptions, unused_options
     from ..searcher.searcher import Searcher
@@ -71,8 +86,9 @@ def search(ctx, index, image, query, k, mode, max_terms, query_words, prune_term
     if bool(image) == bool(query):
         raise click.UsageError("give exactly one of --image or --query")
     options = SearchOptions(mode=mode, max_terms=max_terms, query_words=query_words, prune_terms=prune_terms, k1=k1,
-                            b=b, dims=dims, ef=ef, exact=exact, fusion=fusion, weights=tuple(weights), depth=depth,
-                            stages=stages, prf_depth=prf_depth, filter=filter_, verify=verify)
+                            b=b, dims=dims, ef=ef, exact=exact, fusion=fusion, weights=weights, depth=depth,
+                            stages=stages, prf_depth=prf_depth, filter=filter_, verify=verify,
+                            verify_files=verify_files, explain=explain)
     with Searcher(index, centre=centre) as searcher:
         if query:
             image_only = given(ctx, ("mode", *OPTION_MODES))
@@ -97,8 +113,12 @@ def search(ctx, index, image, query, k, mode, max_terms, query_words, prune_term
         click.echo(json.dumps({"hits": hits_json(hits)}, indent=2))
         return
     for r, h in enumerate(hits, 1):
-        inliers = "" if not verify else f"{'-' if h.inliers is None else h.inliers:>5}  "
+        inliers = "" if not (verify or explain) else f"{'-' if h.inliers is None else h.inliers:>5}  "
         click.echo(f"{r:>3}  {h.score:10.4f}  {inliers}{h.path}  {h.label}")
+        if explain and h.boxes:
+            boxes = "  ".join(f"[{x0},{y0},{x1},{y1}]" for x0, y0, x1, y1 in h.boxes)
+            click.echo(f"{'':>16}boxes {boxes}  query {list(h.query_box) if h.query_box else '-'}  "
+                       f"{len(h.matched)} words")
     if not hits:
         click.echo("no hits", err=True)
 
@@ -109,7 +129,7 @@ def _cluster_query(searcher, target: str, image, k: int, options) -> dict:
 
     if not image:
         raise click.UsageError("--print-query needs --image (a text query is already the engine's own syntax)")
-    words, vector = searcher.encode_image(image, searcher.query_words_for(options))
-    spec = vector_spec(searcher.handle, len(vector), options.dims)
-    return query_body(target, options.mode, k, searcher.query_weights(words, options), vector, spec,
-                      ef=options.ef or 100, fusion_weights=options.weights)
+    query = searcher.encode_image(image, searcher.query_words_for(options))
+    spec = vector_spec(searcher.handle, len(query.vector), options.dims)
+    return query_body(target, options.mode, k, searcher.query_weights(query.words, options), query.vector, spec,
+                      ef=options.ef or 100, fusion_weights=options.weights or DEFAULT_WEIGHTS)

@@ -75,7 +75,7 @@ class PartitionEncoder:
         for ok, encoded, bad in self.tokenizer.encode_files(files, batch_size=self.settings.batch_size, workers=0):
             skipped += [Skipped(files[i].path, reason) for i, reason in bad]
             if ok:
-                rows += rows_from_batch(files, ok, encoded, self.tokenizer.vocabulary)
+                rows += rows_from_batch(files, ok, encoded)
         out = Path(self.settings.out) / PART_NAME.format(part.number)
         write_parquet(rows, out, self.encoded_by)
         return {"part": part.number, "file": str(out), "rows": len(rows),

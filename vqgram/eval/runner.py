@@ -22,6 +22,7 @@ from ..indexer.backend import size_on_disk
 from ..indexer.pipeline import index_folder
 from ..progress import progress_bar
 from ..searcher.options import MODES, OPTION_MODES, SearchOptions
+from ..searcher.rankers import Query
 from ..searcher.searcher import Searcher
 from ..tokenizer.encoder import Tokenizer
 from ..tokenizer.feature_cache import FeatureCache
@@ -76,11 +77,11 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     db, queries, distractors = (None if p is None else Path(p).resolve() for p in (db, queries, distractors))
     dataset = load_dataset(db, queries=queries, layout=layout, distractors=distractors)  # paths as indexed
     index = Path(work_dir or tempfile.mkdtemp(prefix="vqgram-eval-")) / "index"
-    features: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+    features: dict[str, Query] = {}
 
     def keep(files, encoded):
         for row, f in enumerate(files):
-            features[f.sha] = (tokenizer.vocabulary.to_dict(encoded.counts[row]), encoded.embedding[row].numpy())
+            features[f.sha] = Query(encoded.words[row], encoded.embedding[row].numpy(), f.path)
 
     build_s, skipped = 0.0, []
     for folder in filter(None, (dataset.root, dataset.distractor_root)):
@@ -105,57 +106,67 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     position = {}  # document id -> database position
     for i, item in enumerate(dataset.items):
         position.setdefault(sha_of[item.path], i)
-    by_words = {None: [features[sha_of[q.path]] if dataset.queries is None else query_folder[q.path]
-                       for q in plan.queries]}  # (words, embedding) per query: the indexing pass's, or encoded
-    query_paths = [q.path for q in plan.queries]
+    by_words = {}  # query words -> one Query per planned query
+    if tokenizer.config.model.grid is None:  # a query reads as a document: the indexing pass's, or encoded
+        by_words[None] = [features[sha_of[q.path]] if dataset.queries is None else query_folder[q.path]
+                          for q in plan.queries]
     rows, rankings = [], {}
     with Searcher(index, tokenizer) as searcher:
         for name, opts in options.items():
             start = time.time()
             query_words = searcher.query_words_for(opts)  # as an image search would: sized to the index
             if query_words not in by_words:
-                root = Path(dataset.query_root or dataset.root)
-                encoded, unread = _encode([q.path for q in plan.queries], root, tokenizer, cache, query_words)
-                if unread:  # read a moment ago: changed since
-                    raise ValueError(f"cannot read query image {unread[0].path}: {unread[0].reason}")
-                by_words[query_words] = [encoded[q.path] for q in plan.queries]
+                by_words[query_words] = _read_queries(plan, dataset, tokenizer, searcher, cache, query_words,
+                                                      progress)
             query_features = by_words[query_words]
-            queries = progress_bar(zip(query_features, query_paths), total=len(query_paths), desc=name, unit="query",
-                                   show=progress)
-            ranked = np.stack([_full_ranking(searcher, w, v, p, opts, position, len(dataset.items))
-                               for (w, v), p in queries])
+            queries = progress_bar(query_features, total=len(query_features), desc=name, unit="query", show=progress)
+            ranked = np.stack([_full_ranking(searcher, q, opts, position, len(dataset.items)) for q in queries])
             if plan.exclude_self:
                 ranked = drop_self(ranked, plan.self_ids)
             rankings[name] = ranked
-            latency = _latency(searcher, query_features, query_paths, opts, latency_queries)
+            latency = _latency(searcher, query_features, opts, latency_queries)
             row = _row(name, ranked, plan, dataset, latency, index_bytes, build_s)
             if query_words is not None:
                 row["query_words"] = query_words
             if opts.mode == "dense":  # full width included, so plots against dims end at the full embedding
-                row["dims"] = opts.dims or len(query_features[0][1])
+                row["dims"] = opts.dims or len(query_features[0].vector)
             rows.append(row)
             log.info("%s: mAP %.4f (%.0f s)", name, rows[-1]["map"], time.time() - start)
     return Evaluation(dataset, plan, rows, rankings, skipped)
 
 
+def _read_queries(plan: QueryPlan, dataset: Dataset, tokenizer: Tokenizer, searcher: Searcher,
+                  cache: FeatureCache | None, query_words: int | None, progress: bool) -> list[Query]:
+    """One Query per planned query, read as a search reads it: by the searcher where the model has a grid
+    head (its query scales, local words, size), else as documents with `query_words` lifted words."""
+    paths = [q.path for q in plan.queries]
+    if tokenizer.config.model.grid is not None:
+        return [searcher.encode_image(p, query_words)
+                for p in progress_bar(paths, total=len(paths), desc="queries", unit="img", show=progress)]
+    encoded, unread = _encode(paths, Path(dataset.query_root or dataset.root), tokenizer, cache, query_words)
+    if unread:  # read a moment ago: changed since
+        raise ValueError(f"cannot read query image {unread[0].path}: {unread[0].reason}")
+    return [encoded[p] for p in paths]
+
+
 def _encode(paths: Sequence[str], root: Path, tokenizer: Tokenizer, cache: FeatureCache | None,
-            query_words: int | None = None) -> tuple[dict[str, tuple[dict[str, int], np.ndarray]], list[Skipped]]:
-    """{path: (words, embedding)} of the images at `paths` that read (`query_words` lifted words each), and
+            query_words: int | None = None) -> tuple[dict[str, Query], list[Skipped]]:
+    """{path: Query} of the images at `paths` that read, as documents (`query_words` lifted words each), and
     those that did not, each logged as the indexer logs them."""
     files, skipped = probe_all([Path(p) for p in paths], root)
     out = {}
     for ok, enc, bad in tokenizer.encode_files(files, cache=cache, query_words=query_words):
         for row, i in enumerate(ok):
-            out[files[i].path] = (tokenizer.vocabulary.to_dict(enc.counts[row]), enc.embedding[row].numpy())
+            out[files[i].path] = Query(enc.words[row], enc.embedding[row].numpy(), files[i].path)
         for i, reason in bad:
             log.warning("skipped %s: %s", files[i].path, reason)
             skipped.append(Skipped(files[i].path, reason))
     return out, skipped
 
 
-def _full_ranking(searcher, words, vector, image, opts, position, n_db) -> np.ndarray:
+def _full_ranking(searcher, query, opts, position, n_db) -> np.ndarray:
     """Database positions of every document for one query: the mode's ranking, then the rest by position."""
-    ranked = [position[i] for i in searcher.rank_encoded(words, vector, opts, image).ids.tolist() if i in position]
+    ranked = [position[i] for i in searcher.rank(query, None, opts).ranking.ids.tolist() if i in position]
     seen = np.zeros(n_db, bool)
     seen[ranked] = True
     return np.concatenate([ranked, np.flatnonzero(~seen)]).astype(np.int32)  # (Q, N) per mode: half of int64
@@ -166,13 +177,13 @@ def drop_self(ranked: np.ndarray, self_ids: np.ndarray) -> np.ndarray:
     return ranked[keep].reshape(len(ranked), -1)
 
 
-def _latency(searcher, query_features, query_paths, opts, count) -> list[float]:
+def _latency(searcher, query_features, opts, count) -> list[float]:
     step = max(1, len(query_features) // max(count, 1))
     fast = replace(opts, exact=False)
     ms = []
-    for (words, vector), image in zip(query_features[::step][:count], query_paths[::step][:count]):
+    for query in query_features[::step][:count]:
         t = time.perf_counter()
-        searcher.search_encoded(words, vector, 10, fast, image=image)
+        searcher.search(query, 10, fast)
         ms.append((time.perf_counter() - t) * 1e3)
     return ms
 

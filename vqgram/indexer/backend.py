@@ -52,16 +52,30 @@ class Hit:
     width: int
     height: int
     inliers: int | None = None  # geometric verification's evidence, when the search asked for it (--verify)
+    # where the query's local words matched (--explain, --verify from stored positions): boxes in the hit's
+    # pixels [x0, y0, x1, y1], the best placement first; the query's matching region in its own pixels; the
+    # local words that matched there
+    boxes: tuple[tuple[int, int, int, int], ...] | None = None
+    query_box: tuple[int, int, int, int] | None = None
+    matched: tuple[str, ...] | None = None
+
+
+_EVIDENCE = ("inliers", "boxes", "query_box", "matched")
 
 
 def hits_json(hits: Sequence[Hit], start: int = 1) -> list[dict]:
     """Hits as JSON objects (`vqgram search --json`, the serve API): their rank (from `start`), then the
-    fields; `inliers` only where verification counted them."""
+    fields; the evidence fields (inliers, boxes, query_box, matched) only where the search gathered them."""
     out = []
     for rank, hit in enumerate(hits, start):
         fields = {"rank": rank, **asdict(hit)}
-        if hit.inliers is None:
-            del fields["inliers"]
+        for name in _EVIDENCE:
+            if fields[name] is None:
+                del fields[name]
+            elif name in ("boxes", "matched"):
+                fields[name] = [list(b) if isinstance(b, tuple) else b for b in fields[name]]
+            elif name == "query_box":
+                fields[name] = list(fields[name])
         out.append(fields)
     return out
 

@@ -140,7 +140,7 @@ def _run(folder, paths, handle: IndexHandle, tokenizer, batch_size, workers, com
                 log.warning("skipped %s: %s", files[i].path, reason)
                 report.skipped.append(Skipped(files[i].path, reason))
             if ok:
-                out.add(rows_from_batch(files, ok, encoded, tokenizer.vocabulary))
+                out.add(rows_from_batch(files, ok, encoded))
                 if on_batch is not None:
                     on_batch([files[i] for i in ok], encoded)
             bar.update(len(ok) + len(bad))

@@ -97,17 +97,16 @@ class EncodedBy:
         return cls(from_dict(TokenizerConfig, data.pop("tokenizer")), **data)
 
 
-def rows_from_batch(files: Sequence, ok: Sequence[int], encoded, vocabulary) -> list[EncodedRow]:
-    """The folder pipeline's rows: files[i] for i in ok, with their encodings (row r of `encoded`)."""
-    counts = encoded.counts.numpy()
+def rows_from_batch(files: Sequence, ok: Sequence[int], encoded) -> list[EncodedRow]:
+    """The folder pipeline's rows: files[i] for i in ok, with their encodings (row r of `encoded`: words,
+    embedding, and the local words' positions as the document stores them)."""
     vectors = encoded.embedding.numpy()
-    positions = [b""] * len(ok)  # issue 30: the tokenizer's local-word positions, one blob per encoded image
     rows = []
     for r, i in enumerate(ok):
         f = files[i]
-        rows.append(EncodedRow(id=f.sha, path=f.path, words=vocabulary.to_dict(counts[r]), vector=vectors[r],
+        rows.append(EncodedRow(id=f.sha, path=f.path, words=encoded.words[r], vector=vectors[r],
                                label=f.label, width=f.width, height=f.height, mtime=f.mtime, size=f.size,
-                               positions=positions[r]))
+                               positions=encoded.positions(r)))
     return rows
 
 

@@ -25,6 +25,13 @@ METHODS = ("rrf", "score")
 # 0.001 mAP of the better of words and dense on every set (above both on omniglot and copies); rank
 # fusion fell up to 0.02 below dense (dtd), and (0.2, 1) fell 0.002 below words on omniglot with raw cosines.
 DEFAULT_WEIGHTS = (0.5, 1.0)  # (words, dense)
+# With a grid head, hybrid fuses three runs: global words, local words, dense (docs/RESULTS.md, "Local words").
+DEFAULT_LOCAL_WEIGHTS = (0.5, 0.5, 1.0)  # (global words, local words, dense)
+
+
+def default_weights(local: bool) -> tuple[float, ...]:
+    """Hybrid's weights: one a run, three when the index's model makes local words."""
+    return DEFAULT_LOCAL_WEIGHTS if local else DEFAULT_WEIGHTS
 
 
 def fuse_rankings(runs: Sequence[Ranking], method: str = "rrf", weights: Sequence[float] | None = None,

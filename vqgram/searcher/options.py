@@ -9,7 +9,6 @@ from ..config import ModelConfig
 from ..indexer.filters import Filter, parse_filter
 from ..tokenizer.embedding_sizes import embedding_sizes
 from .funnel import FunnelStage, collection_stages
-from .fusion import DEFAULT_WEIGHTS
 
 WORD_MODES = ("bm25", "tfidf", "jaccard")
 MODES = WORD_MODES + ("dense", "hybrid", "funnel")
@@ -34,12 +33,14 @@ class SearchOptions:
     ef: int | None = None  # dense on Lucene: HNSW efSearch
     exact: bool = False  # dense on Lucene: scan instead of HNSW
     fusion: str = "score"  # "score" or "rrf" (hybrid; see fusion.DEFAULT_WEIGHTS)
-    weights: tuple[float, float] = DEFAULT_WEIGHTS  # (words, dense)
+    weights: tuple[float, ...] | None = None  # hybrid: one a run (None: fusion.default_weights for the model)
     depth: int = 100  # hybrid: hits taken from each run before fusing
     stages: tuple[FunnelStage, ...] | None = None  # funnel (None: sized to the collection: collection_stages)
     prf_depth: int = 0  # dense, hybrid, funnel: average the query embedding with its nearest N first (0: off)
     filter: str | None = None  # every mode: only documents passing it (indexer/filters.py), e.g. 'label:cats'
-    verify: int = 0  # every mode: re-rank the top N hits by geometric verification (verify.py; 0: off)
+    verify: int = 0  # every mode: re-rank the top N hits by geometric verification (0: off)
+    verify_files: bool = False  # verify from the hits' image files (RootSIFT, verify.py), not stored positions
+    explain: bool = False  # every mode: where each hit matched the query (boxes from stored positions)
     query_words: int | None = None  # words of an image query: N lifted words (None: queries.collection_query_words)
 
     def __post_init__(self) -> None:
@@ -76,6 +77,8 @@ OPTION_MODES = {
     "stages": ("funnel",),
     "prf_depth": ("dense", "hybrid", "funnel"),
     "verify": MODES,
+    "verify_files": MODES,
+    "explain": MODES,
     "query_words": WORD_MODES + ("hybrid",),
 }
 HNSW_OPTIONS = ("ef", "exact")

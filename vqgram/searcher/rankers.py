@@ -16,8 +16,10 @@ import numpy as np
 
 from ..indexer.backend import Backend, Hit, Ranking
 from ..indexer.filters import Filter
+from ..local_words import LocalWords, is_local, local_word
 from .fusion import fuse_rankings
 from .funnel import FunnelStage, collection_stages
+from .local_match import MIN_LOCAL_INLIERS, LocalMatch, match, pixel_box
 from .queries import prune_by_idf, term_weights
 from .vectors import IndexVectors
 from .verify import Verifier, verified_order
@@ -25,12 +27,15 @@ from .verify import Verifier, verified_order
 
 @dataclass(frozen=True)
 class Query:
-    """What a search asks with: an image's words ({word: count}), its embedding, and the image itself
-    (its file or bytes, for verification)."""
+    """What a search asks with: an image's words ({word: count}), its embedding, the image itself (its
+    file or bytes, for verification from files), its local words with their cells (verification from
+    stored positions, boxes) and its size in pixels (the query's box)."""
 
     words: dict[str, int]
     vector: np.ndarray | None = None
     image: str | Path | bytes | None = None
+    local: LocalWords | None = None
+    size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,20 +77,33 @@ def hits_of(run: Run, backend: Backend, k: int | None = None) -> list[Hit]:
     return out
 
 
+WORD_FAMILIES = ("all", "global", "local")
+
+
 class WordsRanker:
-    """The engine's ranking of a weighted disjunction of the query's words (bm25, tfidf or jaccard)."""
+    """The engine's ranking of a weighted disjunction of the query's words (bm25, tfidf or jaccard): `family`
+    "all" of them, or only the "global" or the "local" ones (a grid head's, boosted by `local_weight`)."""
 
     def __init__(self, backend: Backend, similarity: str = "bm25", k1: float = 1.2, b: float = 0.75,
-                 max_terms: int | None = None, prune_terms: int | None = None):
+                 max_terms: int | None = None, prune_terms: int | None = None, family: str = "all",
+                 local_weight: float = 1.0):
+        if family not in WORD_FAMILIES:
+            raise ValueError(f"unknown word family {family!r}; choose one of: {', '.join(WORD_FAMILIES)}")
         self.backend, self.similarity, self.k1, self.b = backend, similarity, k1, b
         self.max_terms, self.prune_terms = max_terms, prune_terms
+        self.family, self.local_weight = family, local_weight
 
     def weights(self, counts: dict[str, int]) -> dict[str, float]:
-        """The weighted query words sent to the engine (after max_terms and prune_terms)."""
+        """The weighted query words sent to the engine (of its family, after max_terms and prune_terms, local
+        ones boosted)."""
+        if self.family != "all":
+            counts = {w: c for w, c in counts.items() if is_local(w) == (self.family == "local")}
         weights = term_weights(counts, self.max_terms)
-        if self.prune_terms is None or len(weights) <= self.prune_terms:
-            return weights
-        return prune_by_idf(weights, self.backend.doc_freqs(weights), self.backend.count(), self.prune_terms)
+        if self.prune_terms is not None and len(weights) > self.prune_terms:
+            weights = prune_by_idf(weights, self.backend.doc_freqs(weights), self.backend.count(), self.prune_terms)
+        if self.local_weight != 1.0:
+            weights = {w: x * self.local_weight if is_local(w) else x for w, x in weights.items()}
+        return weights
 
     def rank(self, query: Query, k: int | None = None, where: Filter | None = None) -> Run:
         weights = self.weights(query.words)
@@ -145,23 +163,59 @@ class FusedRanker:
         return Run(fuse_rankings([run.ranking for run in runs], self.method, self.weights), hits).head(k)
 
 
-class VerifiedRanker:
-    """Another ranker's first `depth` documents re-ranked by geometric verification (verify.py), each
-    hit carrying its inliers; the rest keep their order behind them."""
+class FileCheck:
+    """Geometric verification from the hits' image files (RootSIFT matches, verify.py)."""
 
-    def __init__(self, ranker: Ranker, verifier: Verifier, backend: Backend, depth: int):
-        self.ranker, self.verifier, self.backend, self.depth = ranker, verifier, backend, depth
+    def __init__(self, verifier: Verifier):
+        self.verifier, self.min_inliers = verifier, verifier.config.min_inliers
 
-    def rank(self, query: Query, k: int | None = None, where: Filter | None = None) -> Run:
+    def __call__(self, query: Query, hits: Sequence[Hit]) -> list[Hit]:
         if query.image is None:
             raise ValueError("--verify matches local features of the query image: search by an image file "
                              "(search_image), not by words and an embedding alone")
+        counts = self.verifier.inliers(query.image, [h.path for h in hits])
+        return [replace(h, inliers=c) for h, c in zip(hits, counts)]
+
+
+class PositionCheck:
+    """Verification from the hits' stored positions (local_match.py): no image file opened; each hit
+    carries its inliers, boxes, the query's box and the matched words."""
+
+    def __init__(self, backend: Backend, min_inliers: int = MIN_LOCAL_INLIERS):
+        self.backend, self.min_inliers = backend, min_inliers
+
+    def __call__(self, query: Query, hits: Sequence[Hit]) -> list[Hit]:
+        if query.local is None:
+            raise ValueError("verification from stored positions needs the query's local words: search by an "
+                             "image, with an index whose model has a grid head")
+        stored = self.backend.stored_positions([h.id for h in hits])
+        return [with_match(h, match(query.local, LocalWords.from_bytes(stored.get(h.id, b"")), self.min_inliers),
+                           query.size) for h in hits]
+
+
+def with_match(hit: Hit, found: LocalMatch, query_size: tuple[int, int] | None) -> Hit:
+    """`hit` carrying a local match's evidence, boxes in its own pixels and the query's in the query's."""
+    return replace(hit, inliers=found.inliers,
+                   boxes=tuple(tuple(pixel_box(b, hit.width, hit.height)) for b in found.boxes),
+                   query_box=tuple(pixel_box(found.query_box, *query_size)) if found.query_box and query_size
+                   else None, matched=tuple(local_word(c) for c in found.codes))
+
+
+class VerifiedRanker:
+    """Another ranker's first `depth` documents re-ranked by geometric verification (`check`: FileCheck or
+    PositionCheck): hits with at least the check's `min_inliers` first, most first, each hit carrying its
+    evidence; the rest keep their order behind them."""
+
+    def __init__(self, ranker: Ranker, check, backend: Backend, depth: int):
+        self.ranker, self.check, self.backend, self.depth = ranker, check, backend, depth
+
+    def rank(self, query: Query, k: int | None = None, where: Filter | None = None) -> Run:
         run = self.ranker.rank(query, None if k is None else max(k, self.depth), where)
         ranking, top = run.ranking, min(self.depth, len(run.ranking))
-        head = hits_of(run, self.backend, top)  # in the run's order; a document the engine cannot find drops out
-        counts = self.verifier.inliers(query.image, [h.path for h in head])
+        head = self.check(query, hits_of(run, self.backend, top))  # in the run's order; unknown ids drop out
         found = np.isin(ranking.ids[:top], [h.id for h in head])
-        order = np.concatenate([np.flatnonzero(found)[verified_order(counts, self.verifier.config.min_inliers)],
+        order = np.concatenate([np.flatnonzero(found)[verified_order([h.inliers for h in head],
+                                                                     self.check.min_inliers)],
                                 np.flatnonzero(~found), np.arange(top, len(ranking))]).astype(int)
-        verified = {h.id: replace(h, inliers=c) for h, c in zip(head, counts)}
-        return Run(Ranking(ranking.ids[order], ranking.scores[order]), {**run.hits, **verified}).head(k)
+        return Run(Ranking(ranking.ids[order], ranking.scores[order]), {**run.hits, **{h.id: h for h in head}}
+                   ).head(k)

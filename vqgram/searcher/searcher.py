@@ -6,20 +6,24 @@ index expects.
 """
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from ..indexer.backend import Hit, Ranking
 from ..indexer.filters import parse_filter
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
+from ..local_words import LocalWords
+from .fusion import default_weights
 from .options import WORD_MODES, SearchOptions, check_against_model
 from .queries import collection_query_words
-from .rankers import (DenseRanker, FunnelRanker, FusedRanker, Query, Ranker, Run, VerifiedRanker, WordsRanker,
-                      hits_of)
+from .rankers import (DenseRanker, FileCheck, FunnelRanker, FusedRanker, PositionCheck, Query, Ranker, Run,
+                      VerifiedRanker, WordsRanker, hits_of)
 from .vectors import IndexVectors
 from .verify import Verifier
 
@@ -48,7 +52,7 @@ class Searcher:
         return self._tokenizer
 
     def search_image(self, image: str | Path, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
-        return self.search_encoded(*self.encode_image(image, self.query_words_for(options)), k, options, image=image)
+        return self.search(self.encode_image(image, self.query_words_for(options)), k, options)
 
     def query_words_for(self, options: SearchOptions) -> int | None:
         """How many lifted words an image query in `options` takes: `options.query_words`, else sized to this
@@ -58,17 +62,20 @@ class Searcher:
         return collection_query_words(self.handle.manifest.tokenizer.model.lift, options.mode,
                                       self.handle.backend.count())
 
-    def encode_image(self, image: str | Path, query_words: int | None = None) -> tuple[dict[str, int], np.ndarray]:
-        """A query image's {word: count} and embedding, as this index's tokenizer makes them (with
-        `query_words` lifted words rather than the model's own)."""
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"query image not found: {path}")
+    def encode_image(self, image: str | Path | bytes, query_words: int | None = None) -> Query:
+        """A query image (a file, or its bytes) as this index's tokenizer reads a query: its words (with
+        `query_words` lifted words rather than the model's own), embedding, local words and size."""
+        source = io.BytesIO(image) if isinstance(image, bytes) else Path(image)
+        if isinstance(source, Path) and not source.is_file():
+            raise FileNotFoundError(f"query image not found: {source}")
         try:
-            encoded = self.tokenizer.encode_image(path, query_words)
+            encoded = self.tokenizer.encode_image(source, query_words)
+            with Image.open(io.BytesIO(image) if isinstance(image, bytes) else source) as img:
+                size = ImageOps.exif_transpose(img).size
         except OSError as exc:
-            raise ValueError(f"cannot read query image {path}: {exc}") from None
-        return self.tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
+            raise ValueError(f"cannot read query image {source}: {exc}") from None
+        local = encoded.local[0] if encoded.local is not None else None
+        return Query(encoded.words[0], encoded.embedding[0].numpy(), image, local, size)
 
     def load(self) -> None:
         """Read the model, the embeddings and the metadata now (a server's start), not on the first query."""
@@ -82,10 +89,12 @@ class Searcher:
         doc_id = str(doc_id)
         if options.query_words is not None:
             raise ValueError("query_words applies to image queries; similar() queries with the stored words")
-        words = Counter(self.handle.backend.stored_words(doc_id).split())
-        vector = self.vectors.embedding(doc_id)
-        image = self.handle.backend.lookup([doc_id], [0.0])[0].path if options.verify else None
-        return self.search_encoded(dict(words), vector, k, options, image=image)
+        backend = self.handle.backend
+        words = Counter(backend.stored_words(doc_id).split())
+        hit = backend.lookup([doc_id], [0.0])[0]
+        local = LocalWords.from_bytes(backend.stored_positions([doc_id]).get(doc_id, b""))
+        return self.search(Query(dict(words), self.vectors.embedding(doc_id), hit.path, local,
+                                 (hit.width, hit.height)), k, options)
 
     def check_options(self, options: SearchOptions) -> None:
         """ValueError when an embedding width the mode will use is not one the index's model nests, or the
@@ -95,18 +104,30 @@ class Searcher:
     def ranker(self, options: SearchOptions) -> Ranker:
         """The rankers `options.mode` composes: words, dense, funnel, or words and dense fused; verified
         when `options.verify` asks."""
-        backend, mode = self.handle.backend, options.mode
-        words = WordsRanker(backend, mode if mode in WORD_MODES else "bm25", options.k1, options.b,
-                            options.max_terms, options.prune_terms)
+        backend, mode, grid = self.handle.backend, options.mode, self.handle.manifest.tokenizer.model.grid
+
+        def words(family: str = "all") -> WordsRanker:
+            return self.words_ranker(options, family)
+
         if mode in WORD_MODES:
-            ranker = words
+            ranker = words()
         elif mode == "funnel":
             ranker = FunnelRanker(self.vectors, options.stages)
         else:
             dense = DenseRanker(backend, self.vectors, options.dims, options.ef, options.exact)
-            ranker = dense if mode == "dense" else FusedRanker([words, dense], options.fusion, options.weights,
-                                                               options.depth)
-        return VerifiedRanker(ranker, self.verifier, backend, options.verify) if options.verify else ranker
+            runs = [words("global"), words("local"), dense] if grid else [words(), dense]
+            ranker = dense if mode == "dense" else FusedRanker(
+                runs, options.fusion, options.weights or default_weights(grid is not None), options.depth)
+        if not options.verify:
+            return ranker
+        return VerifiedRanker(ranker, self.check(options), backend, options.verify)
+
+    def check(self, options: SearchOptions):
+        """How --verify checks a hit: from its stored positions where the index's model makes local words
+        (unless `verify_files`), else from its image file (RootSIFT)."""
+        if options.verify_files or self.handle.manifest.tokenizer.model.grid is None:
+            return FileCheck(self.verifier)
+        return PositionCheck(self.handle.backend)
 
     def rank(self, query: Query, k: int | None = None, options: SearchOptions = SearchOptions()) -> Run:
         """The mode's top k documents for `query`, or its whole ranking (k None): the one path every search
@@ -119,37 +140,30 @@ class Searcher:
                 query = replace(query, vector=self.vectors.feedback(query.vector, options.prf_depth, options.where))
         return self.ranker(options).rank(query, k, options.where)
 
-    def search_encoded(self, words: dict[str, int], vector: np.ndarray | None, k: int = 10,
-                       options: SearchOptions = SearchOptions(), image: str | Path | bytes | None = None
-                       ) -> list[Hit]:
-        """The top k hits by an image's words ({word: count}) and/or its embedding, as `options.mode` says;
-        `image` (the query's file or bytes) is read by --verify only."""
-        return hits_of(self.rank(Query(words, vector, image), k, options), self.handle.backend, k)
-
-    def rank_encoded(self, words: dict[str, int], vector: np.ndarray | None,
-                     options: SearchOptions = SearchOptions(), image: str | Path | bytes | None = None) -> Ranking:
-        """Every document the mode ranks, best first, as arrays: the full run that evaluation scores.
-
-        Word modes: every document sharing a word, by the engine's scores.
-        Dense: an exact scan of the index's embeddings on `options.dims`.
-        Hybrid: the two full runs fused. Funnel: its shortlist in reranked
-        order, then the rest in the first stage's prefix order. With
-        --verify, the first N re-ranked as `search_encoded` does (`image`:
-        the query's file).
-        """
-        return self.rank(Query(words, vector, image), None, options).ranking
-
-    def search_words(self, counts: dict[str, int], k: int = 10, max_terms: int | None = None) -> list[Hit]:
-        return self.search_encoded(counts, None, k, SearchOptions(max_terms=max_terms))
+    def search(self, query: Query, k: int = 10, options: SearchOptions = SearchOptions()) -> list[Hit]:
+        """The top k hits for `query` as `options.mode` says; with `options.explain`, each carrying where
+        it matched (its boxes, the query's box, the matched words) from its stored positions."""
+        hits = hits_of(self.rank(query, k, options), self.handle.backend, k)
+        if not options.explain:
+            return hits
+        todo = [h for h in hits if h.boxes is None]
+        found = {h.id: h for h in PositionCheck(self.handle.backend)(query, todo)} if todo else {}
+        return [found.get(h.id, h) for h in hits]
 
     def search_text(self, query: str, k: int = 10, filter: str | None = None) -> list[Hit]:
         """The engine's query syntax; `filter` as in SearchOptions."""
         return self.handle.backend.search_text(query, k, where=parse_filter(filter) if filter else None)
 
+    def words_ranker(self, options: SearchOptions, family: str = "all") -> WordsRanker:
+        """The words ranker of `options` (a hybrid's word runs rank by BM25) over `family`'s words, local
+        words boosted as the index's model says."""
+        grid = self.handle.manifest.tokenizer.model.grid
+        return WordsRanker(self.handle.backend, options.mode if options.mode in WORD_MODES else "bm25", options.k1,
+                           options.b, options.max_terms, options.prune_terms, family, grid.weight if grid else 1.0)
+
     def query_weights(self, counts: dict[str, int], options: SearchOptions) -> dict[str, float]:
         """The weighted query words a words search sends (after --max-terms and --prune)."""
-        return WordsRanker(self.handle.backend, max_terms=options.max_terms,
-                           prune_terms=options.prune_terms).weights(counts)
+        return self.words_ranker(options).weights(counts)
 
     @property
     def verifier(self) -> Verifier:
