@@ -20,10 +20,12 @@ def test_info_is_a_summary_read_at_a_glance(photo_index, backend):
     result = run("info", photo_index(backend))
     assert result.exit_code == 0, result.output
     lines = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
-    lift = read_card(DEFAULT_MODEL)["config"]["lift"]
+    lift, grid = read_card(DEFAULT_MODEL)["config"]["lift"], read_card(DEFAULT_MODEL)["config"]["grid"]
     assert lines["documents"] == "33" and lines["backend"] == backend and lines["size"].endswith(" MB")
     assert lines["model"] == f"default, checksum {weights_sha256(DEFAULT_MODEL)[:12]}"
-    assert lines["words"] == f"lifted: {lift['atoms']:,} in the vocabulary, {lift['active']} an image"
+    assert lines["words"] == (f"lifted: {lift['atoms']:,} in the vocabulary, {lift['active']} an image; local: "
+                              f"{grid['coarse'] * grid['fine']:,} in the vocabulary, one a cell of stage "
+                              f"{grid['stage']} at 224 px, queries at {len(grid['query_scales'])} scales")
     assert lines["embedding"].startswith(f"{lift['dims']}-d, prefixes 8, 16, ")
     written = datetime.strptime(lines["written"][:16], "%Y-%m-%d %H:%M")
     assert abs(datetime.now() - written) < timedelta(days=1)

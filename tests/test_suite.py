@@ -81,7 +81,7 @@ def test_the_default_suite_names_its_data():
         spec = load_suite()
     except FileNotFoundError as exc:
         pytest.skip(f"development suite data missing: {exc}")
-    assert [s.name for s in spec.sets] == ["imagenette", "copies", "att_faces", "omniglot_a", "flowers_a", "dtd_a"]
+    assert [s.name for s in spec.sets] == ["partial", "copies", "imagenette", "att_faces", "omniglot_a", "flowers_a", "dtd_a"]
 
 
 def test_the_development_suite_ships_in_the_package_and_reads_from_the_working_directory(tmp_path, monkeypatch):
@@ -93,4 +93,4 @@ def test_the_development_suite_ships_in_the_package_and_reads_from_the_working_d
     result = CliRunner().invoke(main, ["eval", "--suite"])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "paths are from the current directory" in result.output
-    assert str((tmp_path / "../shared/data/imagenette/train").resolve()) in result.output
+    assert str(tmp_path / "runs" / "partial" / "db") in result.output  # the first set's database

@@ -28,7 +28,7 @@ from .app import cache_options, friendly, main, make_tokenizer, tokenizer_option
 @click.option("--baselines", default=",".join(("gem", "sift", "previous")), show_default=True,
               help="With --suite: comma-separated baseline columns (gem, sift, previous; '' for none).")
 @click.option("--baseline-model", type=click.Path(file_okay=False), default=None,
-              help="With --suite: the model of the `previous` columns (default: vqgram/models/lift-v2, "
+              help="With --suite: the model of the `previous` columns (default: vqgram/models/lift-v3, "
                    "the model the packaged default replaced, if it exists).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write the rows as JSON (with --suite: rewritten as each set is scored).")

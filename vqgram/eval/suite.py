@@ -48,7 +48,7 @@ log = logging.getLogger("vqgram")
 
 BASELINES = ("gem", "sift", "previous")
 DEVSUITE = Path(__file__).resolve().parent / "devsuite.json"  # package data; its paths: from the working directory
-PREVIOUS_MODEL = DEFAULT_MODEL.parent / "lift-v2"
+PREVIOUS_MODEL = DEFAULT_MODEL.parent / "lift-v3"
 METRICS = ("map", "map@100")
 
 
