@@ -70,7 +70,9 @@ def test_image_search_in_every_mode_matches_the_python_api(served, queries):
         expected = searcher.search_image(queries / "cat.jpg", 5, SearchOptions(mode=mode))
         assert as_hits(response) == [(h.id, h.score) for h in expected], mode
         body = response.json()
-        assert set(body["hits"][0]) == {"rank", "score", "id", "path", "label", "width", "height"}
+        # the default model's local words: every image search says where each hit matched
+        assert set(body["hits"][0]) == {"rank", "score", "id", "path", "label", "width", "height", "inliers",
+                                        "boxes", "query_box", "matched"}
         assert [h["rank"] for h in body["hits"]] == [1, 2, 3, 4, 5]
         assert body["took_ms"] >= body["encode_ms"] > 0
     assert response.json()["hits"][0]["label"] == "cat"

@@ -264,7 +264,6 @@ def test_query_words_and_verify_controls(browser, live_server, queries):
     assert fewer != default  # half the words score lower: the option reached the engine
     wait.until(lambda d: scores(d) == fewer)
     assert query(browser)["qwords"] == str(words)
-    assert not browser.find_elements(By.CSS_SELECTOR, ".tag.inliers")
 
     first = browser.find_element(By.CSS_SELECTOR, ".hit")
     clicked = first.get_attribute("data-id")
@@ -275,6 +274,40 @@ def test_query_words_and_verify_controls(browser, live_server, queries):
     top = browser.find_element(By.CSS_SELECTOR, ".hit")
     assert top.get_attribute("data-id") == clicked
     assert int(top.find_element(By.CSS_SELECTOR, ".tag.inliers").text.split()[0]) >= 15
+
+
+def test_boxes_show_where_each_hit_matched(browser, live_server, queries):
+    """The default model's local words: each hit's boxes drawn over its thumbnail where the API puts them (in
+    the hit's pixels, the thumbnail cropped to its frame), and the query's matched region over the query."""
+    wait = open_page(browser, live_server("tantivy"))
+    upload(browser, queries / "coffee.jpg")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".hit")) == 12
+               and d.find_elements(By.CSS_SELECTOR, ".hit .box.first") and d.find_elements(By.CSS_SELECTOR, "#drop .box"))
+    assert labels(browser)[0] == "coffee"
+    drawn = browser.execute_script("""
+        return [...document.querySelectorAll('.hit')].filter(el => el.hit.boxes).map(el => {
+          const frame = el.querySelector('.frame').getBoundingClientRect();
+          const box = el.querySelector('.box.first').getBoundingClientRect();
+          return {hit: el.hit, frame: [frame.width, frame.height], weak: el.querySelector('.box.first.weak') !== null,
+                  box: [box.left - frame.left, box.top - frame.top, box.width, box.height]};
+        })""")
+    assert len(drawn) == 12  # every hit of an image search says where it matched
+    from vqgram.searcher.local_match import MIN_LOCAL_INLIERS
+
+    assert [d["weak"] for d in drawn] == [d["hit"]["inliers"] < MIN_LOCAL_INLIERS for d in drawn]  # dashed: a guess
+    assert not drawn[0]["weak"] and any(d["weak"] for d in drawn)
+    for d in drawn:
+        (fw, fh), (w, h), (x0, y0, x1, y1) = d["frame"], (d["hit"]["width"], d["hit"]["height"]), d["hit"]["boxes"][0]
+        s = max(fw / w, fh / h)  # object-fit: cover, centred
+        expected = [(fw - w * s) / 2 + x0 * s, (fh - h * s) / 2 + y0 * s, (x1 - x0) * s, (y1 - y0) * s]
+        assert d["box"] == pytest.approx(expected, abs=1.0)
+    first = drawn[0]["hit"]
+    assert browser.find_element(By.CSS_SELECTOR, "#drop .box").get_attribute("title") == f"matched {first['path']}"
+    other = browser.find_elements(By.CSS_SELECTOR, ".hit")[1]
+    ActionChains(browser).move_to_element(other).perform()  # the query region of the hit under the pointer
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#drop .box").get_attribute("title")
+               == f"matched {drawn[1]['hit']['path']}")
+    screenshot(browser, "boxes.png")
 
 
 def test_an_open_page_shows_photos_indexed_meanwhile(browser, photos, tokenizer, tmp_path):

@@ -28,12 +28,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import numpy as np
 from PIL import Image
 
 from ..images import DECODE_ERRORS
 from ..indexer.backend import Hit, hits_json
+from ..searcher.local_match import MIN_LOCAL_INLIERS
 from ..searcher.options import OPTION_MODES, SearchOptions, backend_modes, unused_options
+from ..searcher.rankers import Query
 from ..searcher.searcher import Searcher
 from ..tokenizer.embedding_sizes import embedding_sizes
 from .collection import Collection
@@ -138,7 +139,8 @@ class SearchService:
                 "words_per_image": lift.active if lift is not None else None,  # None: no query_words option
                 "option_modes": {name: OPTION_MODES[name] for name in ("dims", "query_words")},
                 "max_upload_bytes": self.limits.upload_bytes, "max_k": self.limits.k,
-                "max_verify": self.limits.verify}
+                "max_verify": self.limits.verify,
+                "min_local_inliers": MIN_LOCAL_INLIERS}  # fewer: a hit's boxes are a guess (drawn dashed)
 
     def options(self, mode: str = "bm25", filter: str | None = None, dims: int | None = None,
                 verify: int = 0, query_words: int | None = None) -> SearchOptions:
@@ -153,7 +155,10 @@ class SearchService:
             raise ValueError("; ".join(f"{name} {why}" for name, why in unused))
         if not 0 <= verify <= self.limits.verify:
             raise ValueError(f"verify={verify} must be in 0..{self.limits.verify} (hits re-ranked; 0: off)")
-        options = SearchOptions(mode=mode, filter=filter or None, dims=dims, verify=verify, query_words=query_words)
+        # an index whose model makes local words shows where each hit matched (boxes from stored positions)
+        explain = self.searcher.handle.manifest.tokenizer.model.grid is not None
+        options = SearchOptions(mode=mode, filter=filter or None, dims=dims, verify=verify, query_words=query_words,
+                                explain=explain)
         self.searcher.check_options(options)
         return options
 
@@ -162,9 +167,9 @@ class SearchService:
             raise ValueError(f"k={k} must be in 1..{self.limits.k}")
         return k
 
-    def encode_upload(self, data: bytes, query_words: int | None = None) -> tuple[dict[str, int], np.ndarray]:
-        """An uploaded image's words (`query_words` of them) and embedding; UploadRejected (413, 415) for one
-        we will not decode."""
+    def encode_upload(self, data: bytes, query_words: int | None = None) -> Query:
+        """An uploaded image as a query (`query_words` lifted words); UploadRejected (413, 415) for one we
+        will not decode."""
         if len(data) > self.limits.upload_bytes:
             raise UploadRejected(413, f"the image is {len(data):,} bytes; the limit is {self.limits.upload_bytes:,}")
         try:
@@ -177,18 +182,18 @@ class SearchService:
             raise UploadRejected(413, f"the image is {width}x{height} pixels; the limit is "
                                       f"{self.limits.upload_pixels:,} pixels")
         try:
-            encoded = self._on_engine(lambda: self.tokenizer.encode_image(io.BytesIO(data), query_words))
-        except DECODE_ERRORS as exc:
+            return self._on_engine(lambda: self.searcher.encode_image(data, query_words))
+        except (*DECODE_ERRORS, ValueError) as exc:
             raise UploadRejected(415, f"the image could not be decoded ({str(exc).splitlines()[0]})") from None
-        return self.tokenizer.vocabulary.to_dict(encoded.counts[0]), encoded.embedding[0].numpy()
 
     def search_upload(self, data: bytes, k: int, options: SearchOptions) -> dict:
         start = time.perf_counter()
-        words, vector = self.encode_upload(data, self._on_engine(lambda: self.searcher.query_words_for(options)))
+        query = self.encode_upload(data, self._on_engine(lambda: self.searcher.query_words_for(options)))
         encoded = time.perf_counter()
-        hits = self._on_engine(lambda: self.searcher.search_encoded(words, vector, k, options, image=data))
+        hits = self._on_engine(lambda: self.searcher.search(query, k, options))
         done = time.perf_counter()
-        return {"hits": hits_json(hits), "took_ms": 1000 * (done - start), "encode_ms": 1000 * (encoded - start)}
+        return {"hits": hits_json(hits), "took_ms": 1000 * (done - start), "encode_ms": 1000 * (encoded - start),
+                "query_size": list(query.size)}
 
     def search_text(self, query: str, k: int, filter: str | None = None) -> dict:
         if not query.strip():
@@ -198,9 +203,11 @@ class SearchService:
 
     def similar(self, doc_id: str, k: int, options: SearchOptions) -> dict:
         """More like an indexed image; UnknownDocument for an id the index does not hold."""
-        if self.documents.row(doc_id) is None:
+        row = self.documents.row(doc_id)
+        if row is None:
             raise UnknownDocument(doc_id)
-        return self._timed(lambda: self.searcher.similar(doc_id, k, options))
+        size = [int(self.documents.width[row]), int(self.documents.height[row])]
+        return {**self._timed(lambda: self.searcher.similar(doc_id, k, options)), "query_size": size}
 
     def browse(self, order: str = "newest", seed: int = 0, offset: int = 0, limit: int = 60,
                filter: str | None = None) -> dict:

@@ -47,6 +47,10 @@ function card(hit, both) {
   img.alt = `${hit.label || "unlabelled"}: ${name}`;
   img.src = `/thumb/${encodeURIComponent(hit.id)}`;
   frame.append(img);
+  if (hit.boxes) {
+    marks(frame, img, hit.boxes, [hit.width, hit.height], matchTitle(hit), weak(hit));
+    for (const on of ["mouseenter", "focusin"]) el.addEventListener(on, () => markQuery(hit));
+  }
   const meta = element("div", "meta");
   const when = hit.mtime !== undefined ? new Date(hit.mtime * 1000).toISOString().slice(0, 10) : hit.score.toFixed(3);
   meta.append(element("span", "label", `${hit.rank}. ${hit.label || "—"}`), element("span", "score", when));
@@ -56,9 +60,50 @@ function card(hit, both) {
   similar.textContent = "more like this";
   similar.addEventListener("click", (e) => { e.preventDefault(); go({ similar: hit.id }); });
   el.append(frame, meta, element("div", "path", hit.path.split("/").slice(-2).join("/")), similar);
-  if (hit.inliers !== undefined) el.append(element("div", "tag inliers", `${hit.inliers} inliers`));
+  if (hit.inliers !== undefined) el.append(element("div", "tag inliers", `${hit.inliers} inlier${hit.inliers === 1 ? "" : "s"}`));
   if (both) el.append(element("div", "tag", `in both (${both})`));
   return el;
+}
+
+// ---- where a hit matched: boxes over its thumbnail, and its region of the query over the query image ---------
+
+// A hit whose local words agree on one placement in fewer cells than verification asks: its boxes are a guess.
+const weak = (hit) => info && hit.inliers < info.min_local_inliers;
+const matchTitle = (hit) => `${weak(hit) ? "a weak match" : "where it matched"}: ${hit.inliers} cells agree, ${(hit.matched || []).length} words`;
+
+// Boxes [[x0, y0, x1, y1], ...] in an image's own pixels (`size` [width, height]) drawn over `img` as `frame`
+// shows it (object-fit cover or contain, or the image's own box), strongest first, dashed when `faint`;
+// redrawn when it resizes.
+function marks(frame, img, boxes, size, title, faint = false) {
+  const place = () => {
+    for (const old of frame.querySelectorAll(".box")) old.remove();
+    const [w, h] = size;
+    const fit = getComputedStyle(img).objectFit;
+    const [iw, ih] = fit === "cover" || fit === "contain" ? [frame.clientWidth, frame.clientHeight] : [img.clientWidth, img.clientHeight];
+    if (!iw || !ih) return;
+    const s = fit === "cover" ? Math.max(iw / w, ih / h) : Math.min(iw / w, ih / h);
+    const left = (fit === "cover" || fit === "contain" ? 0 : img.offsetLeft) + (iw - w * s) / 2;
+    const top = (fit === "cover" || fit === "contain" ? 0 : img.offsetTop) + (ih - h * s) / 2;
+    boxes.forEach(([x0, y0, x1, y1], i) => {
+      const b = element("div", (i ? "box" : "box first") + (faint ? " weak" : ""));
+      Object.assign(b.style, { left: `${left + x0 * s}px`, top: `${top + y0 * s}px`,
+                               width: `${(x1 - x0) * s}px`, height: `${(y1 - y0) * s}px` });
+      b.title = title;
+      frame.append(b);
+    });
+  };
+  if (img.complete && img.naturalWidth) place(); else img.addEventListener("load", place, { once: true });
+  frame.resized?.disconnect();  // one set of marks a frame: the query image's change with the hit
+  frame.resized = new ResizeObserver(place);
+  frame.resized.observe(frame);
+}
+
+let querySize = null;  // the query image's [width, height], as the last image search reported it
+
+function markQuery(hit) {  // the region of the query that `hit` matched, over the query image
+  const img = document.querySelector("#drop img");
+  for (const old of document.querySelectorAll("#drop .box")) old.remove();
+  if (img && querySize && hit && hit.query_box) marks($("drop"), img, [hit.query_box], querySize, `matched ${hit.path}`, weak(hit));
 }
 
 function view(el) {

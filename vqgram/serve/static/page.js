@@ -177,6 +177,8 @@ async function search(s, query) {
       $("overlap").textContent = "";
     }
     for (const grid of box.querySelectorAll(".grid")) rove(grid);
+    querySize = runs[0].query_size || null;
+    markQuery(runs[0].hits.find((h) => h.query_box && h.id !== query.id));
     const what = query.kind === "similar" ? "more like this image" : query.kind === "text" ? `query ${query.q}` : "the image";
     status(`${what}: ${runs[0].hits.length} hits in ${runs[0].took_ms.toFixed(0)} ms`
            + (runs[0].encode_ms !== undefined ? ` (encoding ${runs[0].encode_ms.toFixed(0)} ms)` : ""));
