@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -54,14 +55,10 @@ class LocalWords:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def centres(self) -> np.ndarray:
-        """(n, 2) cell centres as fractions (x, y) of the image's width and height."""
-        shape = np.asarray(self.grids, np.float64)[self.scale]
-        return np.stack([(self.cols + 0.5) / shape[:, 1], (self.rows + 0.5) / shape[:, 0]], axis=1)
-
-    def cell_size(self) -> np.ndarray:
-        """(n, 2) each cell's width and height as fractions of the image's."""
-        return 1.0 / np.asarray(self.grids, np.float64)[self.scale][:, ::-1]
+    @cached_property
+    def code_order(self) -> np.ndarray:
+        """The cells ordered by code (stable): a query's, sorted once for every hit it is matched against."""
+        return np.argsort(self.codes, kind="stable")
 
     def to_bytes(self) -> bytes:
         """MAGIC, the grids, n, then codes (uint16 when they fit, else uint32), rows, cols, scale (uint8)."""

@@ -84,16 +84,16 @@ def _unkey(key: int) -> tuple[int, int, int]:
 
 
 def _pairs(query: LocalWords, hit: LocalWords, max_occurrences: int) -> tuple[np.ndarray, np.ndarray]:
-    """(query index, hit index) of every pair of cells with the same code, the hit's bursty codes left out."""
-    order = np.argsort(hit.codes, kind="stable")
-    sorted_codes = hit.codes[order]
-    start = np.searchsorted(sorted_codes, query.codes, "left")
-    stop = np.searchsorted(sorted_codes, query.codes, "right")
-    n = stop - start
-    keep = (n > 0) & (n <= max_occurrences)
-    q = np.repeat(np.flatnonzero(keep), n[keep])
-    offsets = np.arange(len(q)) - np.repeat(np.cumsum(n[keep]) - n[keep], n[keep])
-    return q, order[np.repeat(start[keep], n[keep]) + offsets]
+    """(query index, hit index) of every pair of cells with the same code, the hit's bursty codes left out.
+    The hit's few cells are looked up in the query's cells, sorted once (`code_order`)."""
+    _, inverse, counts = np.unique(hit.codes, return_inverse=True, return_counts=True)
+    d = np.flatnonzero(counts[inverse] <= max_occurrences)
+    order = query.code_order
+    sorted_codes = query.codes[order]
+    start = np.searchsorted(sorted_codes, hit.codes[d], "left")
+    n = np.searchsorted(sorted_codes, hit.codes[d], "right") - start
+    offsets = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    return order[np.repeat(start, n) + offsets], np.repeat(d, n)
 
 
 def _in_bin(bins: np.ndarray, scale: np.ndarray, key: tuple[int, int, int]) -> np.ndarray:
