@@ -2,8 +2,8 @@
 
 Needs Debian's `chromium` and `chromium-driver`; `make test` installs them
 when it runs as root (as CI does). VQGRAM_SCREENSHOTS=DIR keeps first.png (the
-first screen) and result.png (an upload, bm25 beside dense); docs/serve.png is
-the two, stacked.
+first screen), result.png (an upload, bm25 beside dense) and boxes.png (where each
+hit matched); docs/serve.png is first and boxes, stacked.
 """
 from __future__ import annotations
 
