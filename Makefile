@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/vqgram index examples/photos --index runs/demo-index
 	$(BIN)/vqgram make-copies examples/photos runs/demo-copies --originals 1 --seed 1
 	$(BIN)/vqgram search runs/demo-index --image $(DEMO_COPY)/overlay.jpg -k 3
-	$(BIN)/vqgram search runs/demo-index --image $(DEMO_COPY)/rotate_crop.jpg -k 3 --mode hybrid --verify 3
+	$(BIN)/vqgram search runs/demo-index --image $(DEMO_COPY)/rotate_crop.jpg -k 3 --mode hybrid --verify 3 --explain
 	$(BIN)/vqgram search runs/demo-index --query 'label:cat' -k 3
 	$(BIN)/vqgram info runs/demo-index
 
