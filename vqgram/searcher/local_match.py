@@ -19,8 +19,8 @@ import numpy as np
 
 from ..local_words import LocalWords
 
-# A hit holds the query where at least this many of its cells vote for one placement: measured on the
-# development suite's copy sets (docs/RESULTS.md, "Local words")
+# A hit holds the query where at least this many of its cells vote for one placement (an unrelated photo
+# rarely gathers more than 3 on the sample; not tuned on the suite: docs/RESULTS.md, "Local words")
 MIN_LOCAL_INLIERS = 4
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the image's width and height
 
