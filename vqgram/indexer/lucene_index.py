@@ -4,23 +4,14 @@ TF-IDF, Jaccard, Lucene query syntax, and HNSW or exact dense search.
 The index is a plain Lucene index (codec "Lucene99", Anserini's field names
 `id`, `vector`), so Anserini's own searchers open it; see docs/LUCENE.md.
 
-Fields of one document (built in lucene_documents):
-
-  id        StringField, stored, BINARY doc values (the upsert key; Anserini sorts ties on it)
-  path      StringField, stored
-  label     StringField, stored (so `label:n01440764` works)
-  width, height   IntPoint + stored;  size  LongPoint + stored;  mtime  DoublePoint + stored
-  words     whitespace-analyzed, DOCS_AND_FREQS, norms, stored (a query by an indexed image; export)
-  nwords    NUMERIC doc values: the number of distinct words (for Jaccard)
-  vector    KnnFloatVectorField, DOT_PRODUCT, on the first `dense_dims` dims renormalised
-  embedding stored bytes: the full float32 little-endian embedding (exact search, rerank)
-  positions stored bytes: the local words' positions blob (verification); absent when empty
-
-Stored numbers are strings, so every reader gets them back exactly.
+A document's fields, built in lucene_documents (the table: docs/LUCENE.md): id, path,
+label, width, height, size, mtime, words (stored), nwords, vector (the HNSW prefix), embedding and
+positions (stored bytes). Stored numbers are strings, so every reader gets them back exactly.
 
 The seams: lucene_settings (lucene.json), lucene_documents (writing),
 lucene_queries (query building), lucene_reader (one commit's reader, its
-searchers and caches); this module ties them into the Backend protocol.
+searchers and caches), lucene_errors (Lucene's exceptions as vqgram's);
+this module ties them into the Backend protocol.
 """
 from __future__ import annotations
 
@@ -30,11 +21,11 @@ from typing import Any, ClassVar, Iterable, Iterator, Sequence
 import numpy as np
 
 from vqgram.indexer import jvm
-from vqgram.indexer.backend import (DocMeta, DocTable, Hit, ImageDoc, IndexCorrupt, IndexLocked, Ranking, rank,
-                                    take_writer_lock)
+from vqgram.indexer.backend import DocMeta, DocTable, Hit, ImageDoc, Ranking, rank, take_writer_lock
 from vqgram.indexer.filters import Filter
 from vqgram.indexer.lucene_filter import filter_query, restrict
 from vqgram.indexer.lucene_documents import DocumentMaker, checked_vector, l2norm
+from vqgram.indexer.lucene_errors import engine_error
 from vqgram.indexer.lucene_queries import TextQueryParser, jaccard_query, words_query
 from vqgram.indexer.lucene_reader import BM25_B, BM25_K1, SIMILARITIES, LuceneSnapshot, query_vector
 from vqgram.indexer.lucene_settings import SETTINGS_NAME, LuceneSettings, read_settings, write_settings
@@ -42,25 +33,6 @@ from vqgram.indexer.lucene_settings import SETTINGS_NAME, LuceneSettings, read_s
 MAX_CLAUSES = 1 << 16  # an image query has ~2000 terms; Lucene's default is 1024
 DEFAULT_EF = 100  # HNSW efSearch, as in Anserini/pyserini, for graphs up to 250k documents
 DOCS_PER_EF = 2_500  # larger graphs: efSearch 1 per 2,500 of their documents (1M merged: 400, docs/SCALE.md)
-
-
-# Lucene's exceptions (simple class names) that mean damaged or missing index files.
-_CORRUPTION = ("CorruptIndexException", "IndexFormatTooOldException", "IndexFormatTooNewException",
-               "NoSuchFileException", "FileNotFoundException", "EOFException", "IndexNotFoundException")
-
-
-def _engine_error(path: Path, exc: Exception) -> Exception:
-    """A jnius.JavaException from Lucene as a one-line vqgram error naming the index (others unchanged)."""
-    if type(exc).__name__ != "JavaException":
-        return exc
-    name = str(getattr(exc, "classname", "") or "").rsplit(".", 1)[-1]
-    if name == "LockObtainFailedException":
-        return IndexLocked(path)
-    text = str(getattr(exc, "innermessage", None) or exc).strip().splitlines()
-    detail = f"{name}: {text[0] if text else ''}".strip(": ")
-    if name in _CORRUPTION:
-        return IndexCorrupt(path, detail)
-    return RuntimeError(f"Lucene failed on index {path} ({detail})")
 
 
 class LuceneBackend:
@@ -136,7 +108,7 @@ class LuceneBackend:
             self.refresh()
         except Exception as exc:
             self.close()
-            raise _engine_error(path, exc) from None
+            raise engine_error(path, exc) from None
         return self
 
     def creation_options(self) -> dict:
@@ -159,11 +131,11 @@ class LuceneBackend:
         """Take Lucene's write.lock for the whole run (until `close`); see `Backend.begin_writing`."""
         if self._writer is not None:
             return
-        take_writer_lock(self.path, self._open_writer, _engine_error, wait)
+        take_writer_lock(self.path, self._open_writer, engine_error, wait)
         try:
             self.refresh()  # see what the previous holder committed
         except Exception as exc:
-            raise _engine_error(self.path, exc) from None
+            raise engine_error(self.path, exc) from None
 
     def _writer_open(self) -> Any:
         self.begin_writing()
@@ -233,7 +205,7 @@ class LuceneBackend:
                 self._writer.commit()
             self.refresh()
         except Exception as exc:
-            raise _engine_error(self.path, exc) from None
+            raise engine_error(self.path, exc) from None
 
     def force_merge(self, max_segments: int = 1) -> None:
         """Merge the index down to at most `max_segments` segments and commit (Elasticsearch's
@@ -245,7 +217,7 @@ class LuceneBackend:
         try:
             self._writer_open().forceMerge(int(max_segments), True)
         except Exception as exc:
-            raise _engine_error(self.path, exc) from None
+            raise engine_error(self.path, exc) from None
         self.commit()
 
     def segments(self) -> int:
