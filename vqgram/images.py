@@ -20,7 +20,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -146,6 +146,12 @@ def _oriented_size(img: Image.Image) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
+def upright_size(source: str | Path | BinaryIO) -> tuple[int, int]:
+    """An image's width and height as shown (EXIF rotation applied), from its header: nothing is decoded."""
+    with Image.open(source) as img:
+        return _oriented_size(img)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return f"not a readable image ({text})"
@@ -203,9 +209,7 @@ def thumbnail_jpeg(path: str | Path, size: int, quality: int = 85) -> bytes:
 
 def load_resized(path: str | Path, max_size: int, multiple: int, resample: str = "bicubic") -> Image.Image:
     """Decode one image at the size `target_size` gives its shape (used for queries)."""
-    with Image.open(path) as img:
-        width, height = _oriented_size(img)
-    return load_rgb(path, target_size(width, height, max_size, multiple), resample)
+    return load_rgb(path, target_size(*upright_size(path), max_size, multiple), resample)
 
 
 def load_sizes(path: str | Path, max_sizes: Sequence[int], multiple: int, resample: str = "bicubic"

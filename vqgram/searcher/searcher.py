@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps
 
+from ..images import upright_size
 from ..indexer.backend import Hit, Ranking
 from ..indexer.filters import parse_filter
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
@@ -70,8 +70,7 @@ class Searcher:
             raise FileNotFoundError(f"query image not found: {source}")
         try:
             encoded = self.tokenizer.encode_image(source, query_words)
-            with Image.open(io.BytesIO(image) if isinstance(image, bytes) else source) as img:
-                size = ImageOps.exif_transpose(img).size
+            size = upright_size(io.BytesIO(image) if isinstance(image, bytes) else source)
         except OSError as exc:
             raise ValueError(f"cannot read query image {source}: {exc}") from None
         local = encoded.local[0] if encoded.local is not None else None
