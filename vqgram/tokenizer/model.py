@@ -7,6 +7,7 @@ index manifest, so an index knows exactly which model made its words.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,18 +56,15 @@ class VQGramModel(nn.Module):
         self.spec = get_spec(config.backbone)
         self.backbone = create_backbone(config.backbone, config.backbone_weights)
         self.mrl = MatryoshkaHead(config.mrl) if config.mrl else None
-        self.head_names = tuple(heads_of(config))
-        for name, cls in heads_of(config).items():
+        heads = heads_of(config)
+        self.head_names = tuple(heads)
+        for name, cls in heads.items():
             self.add_module(name, cls.build(config, self.spec))
         self.stages = tuple(sorted({s for h in self.word_heads for s in h.stages}))
 
     @property
     def word_heads(self) -> list[WordHead]:
         return [getattr(self, name) for name in self.head_names]
-
-    def head(self, name: str) -> WordHead | None:
-        """The word head called `name`, None when the model has none."""
-        return getattr(self, name) if name in self.head_names else None
 
     def heads_state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith(_NOT_SAVED)}
@@ -104,7 +102,7 @@ class VQGramModel(nn.Module):
         maps = maps.to(self.device)
         if query is not None and query.words is not None:
             check_query_words(self.config, query.words)
-        class_embedding = _once(lambda: self._class_embedding(maps.final))
+        class_embedding = functools.cache(lambda: self._class_embedding(maps.final))  # at most once, if read
         context = HeadContext(class_embedding, kgram)
         words, embedding, local = [{} for _ in range(len(maps.final))], None, None
         for head in self.word_heads:
@@ -126,17 +124,6 @@ class VQGramModel(nn.Module):
         """The Matryoshka head's output on the pooled feature, or the pooled feature without one."""
         pooled = self.backbone.forward_head(fmap, pre_logits=True)
         return self.mrl(pooled) if self.mrl is not None else pooled
-
-
-def _once(compute):
-    """`compute`, called at most once, on first use."""
-    cache = []
-
-    def value():
-        if not cache:
-            cache.append(compute())
-        return cache[0]
-    return value
 
 
 def check_query_words(config: ModelConfig, query_words: int) -> int:
