@@ -77,6 +77,9 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     db, queries, distractors = (None if p is None else Path(p).resolve() for p in (db, queries, distractors))
     dataset = load_dataset(db, queries=queries, layout=layout, distractors=distractors)  # paths as indexed
     index = Path(work_dir or tempfile.mkdtemp(prefix="vqgram-eval-")) / "index"
+    # a query reads as a document (the indexing pass's encodings serve leave-one-out queries) unless the model
+    # has a grid head, whose queries are also read at its query scales (`_read_queries`)
+    as_document = tokenizer.config.model.grid is None
     features: dict[str, Query] = {}
 
     def keep(files, encoded):
@@ -87,8 +90,9 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     for folder in filter(None, (dataset.root, dataset.distractor_root)):
         # One commit per folder: the index is temporary (nothing to resume), and re-taking the writer's lock
         # mid-folder failed under load (LockBusy) while decoding workers were alive.
-        report = index_folder(Path(folder), index, tokenizer, backend=backend, on_batch=keep, cache=cache,
-                              progress=progress, commit_every=len(dataset.items) + 1, **backend_options)
+        report = index_folder(Path(folder), index, tokenizer, backend=backend, cache=cache, progress=progress,
+                              on_batch=keep if as_document else None, commit_every=len(dataset.items) + 1,
+                              **backend_options)
         build_s += report.seconds
         skipped += report.skipped
     dataset = without(dataset, [s.path for s in skipped])
@@ -107,7 +111,7 @@ def evaluate(db: Path, modes: Sequence[str], tokenizer: Tokenizer, *, queries: P
     for i, item in enumerate(dataset.items):
         position.setdefault(sha_of[item.path], i)
     by_words = {}  # query words -> one Query per planned query
-    if tokenizer.config.model.grid is None:  # a query reads as a document: the indexing pass's, or encoded
+    if as_document:
         by_words[None] = [features[sha_of[q.path]] if dataset.queries is None else query_folder[q.path]
                           for q in plan.queries]
     rows, rankings = [], {}
