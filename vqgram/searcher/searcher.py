@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..images import upright_size
 from ..indexer.backend import Hit, Ranking
 from ..indexer.filters import parse_filter
 from ..indexer.store import check_tokenizer, open_index, tokenizer_for
@@ -65,6 +64,8 @@ class Searcher:
     def encode_image(self, image: str | Path | bytes, query_words: int | None = None) -> Query:
         """A query image (a file, or its bytes) as this index's tokenizer reads a query: its words (with
         `query_words` lifted words rather than the model's own), embedding, local words and size."""
+        from ..images import upright_size  # here: images imports torch, which text searches never load
+
         source = io.BytesIO(image) if isinstance(image, bytes) else Path(image)
         if isinstance(source, Path) and not source.is_file():
             raise FileNotFoundError(f"query image not found: {source}")
